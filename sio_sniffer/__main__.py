@@ -1,0 +1,3 @@
+from sio_sniffer.cli import main
+
+raise SystemExit(main())

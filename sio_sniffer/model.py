@@ -1,0 +1,84 @@
+"""Records: what the sniffer says happened, one immutable object per observation.
+
+Every sink (JSON log, capture file, live UI) and every analysis consumer reads these. The JSON
+form is flat: the common fields below, then the kind-specific ``extra`` fields at the same level.
+``FORMAT_VERSION`` names the schema; it goes into capture headers so readers can migrate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+FORMAT_VERSION = 1
+
+# Record kinds (the ``event`` field of a log line). Listed once so producers and consumers agree.
+HTTP = "http"  # an HTTP exchange finished: method, path, status, bytes, duration
+HTTP_REQUEST = "http.request"  # a non-Engine.IO request arrived (hook POSTs open expectations)
+CONN_OPEN = "conn.open"
+CONN_CLOSE = "conn.close"
+UPSTREAM_ERROR = "upstream_error"
+EIO_OPEN = "eio.open"
+EIO_UPGRADE = "eio.upgrade"
+EIO_CLOSE = "eio.close"
+EIO_PING = "eio.ping"
+EIO_PONG = "eio.pong"
+EIO_HEARTBEATS = "eio.heartbeats"  # summary of pings/pongs when they are not logged one by one
+EIO_MESSAGE = "eio.message"  # an Engine.IO message that is not Socket.IO (plain engine.io apps)
+WS_OPEN = "ws.open"
+WS_CLOSE = "ws.close"
+SIO_CONNECT = "sio.connect"
+SIO_CONNECT_OK = "sio.connect_ok"
+SIO_CONNECT_ERROR = "sio.connect_error"
+SIO_DISCONNECT = "sio.disconnect"
+SIO_EVENT = "sio.event"
+SIO_ACK = "sio.ack"
+DECODE_ERROR = "decode_error"
+BROADCAST = "broadcast"
+FLAG = "flag"
+ROOMS = "rooms"
+SUMMARY = "summary"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One observation. ``args`` holds the full decoded payload; sinks truncate, analysis doesn't."""
+
+    event: str
+    ts: float  # wall clock, seconds since the epoch (UTC)
+    conn: str | None = None
+    eio_sid: str | None = None
+    transport: str | None = None
+    dir: str | None = None
+    nsp: str | None = None
+    sio_sid: str | None = None
+    name: str | None = None
+    ack_id: int | None = None
+    args: Any = None
+    size: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A kind-specific field (from ``extra``), or ``default``."""
+        return self.extra.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat JSON-ready form (``ts`` as UTC ISO-8601), fields that are unknown left out."""
+        out: dict[str, Any] = {"ts": iso_ts(self.ts), "event": self.event}
+        for key in _COMMON:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        out.update(self.extra)
+        return out
+
+
+_COMMON = ("conn", "eio_sid", "transport", "dir", "nsp", "sio_sid", "name", "ack_id", "args",
+           "size")
+
+
+def iso_ts(ts: float) -> str:
+    """UTC ISO-8601 with microseconds and a ``Z``: sortable as text, readable by people."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
