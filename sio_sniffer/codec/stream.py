@@ -1,0 +1,198 @@
+"""Follow one Engine.IO session, both directions, across polling and WebSocket.
+
+The caller (the pipeline) hands over what the tap saw, already split per transport: each polling
+body that is an Engine.IO payload (GET responses, POST requests; not python-engineio's ``OK``
+answers to POSTs) and each WebSocket message of the session's socket. The decoder yields items
+tagged with direction (``in`` = client→server, ``out`` = server→client) and transport:
+
+- :class:`EioItem` for every Engine.IO packet other than a MESSAGE (open, ping, pong, upgrade,
+  noop, close), and for MESSAGEs too when the session is plain Engine.IO (``socketio=False``);
+- :class:`SioItem` for every Socket.IO packet, binary attachments reassembled;
+- :class:`ErrorItem` for anything that did not decode.
+
+Session lifecycle, as the spec draws it (v4; v3 differs only in who pings)::
+
+    out  0{"sid":…,"upgrades":["websocket"],"pingInterval":…,"pingTimeout":…,"maxPayload":…}
+    ...  polling: GET bodies out, POST bodies in, packets of both kinds
+    in   2probe          (on the new WebSocket)         state: probing
+    out  3probe          (on the WebSocket)             state: probed
+    out  6               (answers the pending GET)
+    in   5               (on the WebSocket)             state: upgraded
+    ...  WebSocket only
+    either 1 (close), or the transport simply ends      state: closed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from sio_sniffer.codec.engineio import EioPacket, EioType, decode_eio_packet, decode_polling_payload
+from sio_sniffer.codec.errors import CodecError, DecodeError
+from sio_sniffer.codec.socketio import SioDecoder, SioPacket
+
+Direction = Literal["in", "out"]
+Transport = Literal["polling", "websocket"]
+POLLING: Transport = "polling"
+WEBSOCKET: Transport = "websocket"
+
+
+@dataclass(frozen=True, slots=True)
+class EioItem:
+    """An Engine.IO packet seen on the session."""
+
+    dir: Direction
+    transport: Transport
+    packet: EioPacket
+
+
+@dataclass(frozen=True, slots=True)
+class SioItem:
+    """A complete Socket.IO packet seen on the session."""
+
+    dir: Direction
+    transport: Transport
+    packet: SioPacket
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorItem:
+    """Input that did not decode, with the reason, the raw bytes and the offset."""
+
+    dir: Direction
+    transport: Transport
+    error: DecodeError
+
+
+Item = EioItem | SioItem | ErrorItem
+
+# Upgrade states: (state, direction, packet as text, transport) -> next state. Anything not
+# listed leaves the state alone: the decoder records what it sees, it does not police the peers.
+NEW, OPEN, PROBING, PROBED, UPGRADED, CLOSED = (
+    "new", "open", "probing", "probed", "upgraded", "closed")
+_TRANSITIONS: dict[tuple[str, str, str, str], str] = {
+    (NEW, "out", "0", POLLING): OPEN,
+    (NEW, "out", "0", WEBSOCKET): OPEN,
+    (OPEN, "in", "2probe", WEBSOCKET): PROBING,
+    (PROBING, "out", "3probe", WEBSOCKET): PROBED,
+    (PROBING, "in", "5", WEBSOCKET): UPGRADED,
+    (PROBED, "in", "5", WEBSOCKET): UPGRADED,
+}
+_CONTROL = (EioType.PING, EioType.PONG, EioType.UPGRADE)
+
+
+class SessionDecoder:
+    """Decodes everything seen on one Engine.IO session; never raises.
+
+    ``sid`` and ``open_info`` come from the OPEN packet; ``state`` is one of new, open, probing,
+    probed, upgraded, closed; ``upgraded`` turns True at the client's UPGRADE (``5``);
+    ``msgpack`` is True once either direction was seen using the msgpack parser.
+    """
+
+    def __init__(self, eio: int = 4, msgpack: bool | None = None, socketio: bool = True) -> None:
+        self.eio = eio
+        self.socketio = socketio
+        self.sid: str | None = None
+        self.open_info: dict[str, Any] = {}
+        self.state = NEW
+        self.upgraded = False
+        self._transport: Transport = POLLING
+        self._decoders: dict[str, SioDecoder] = {"in": SioDecoder(msgpack),
+                                                 "out": SioDecoder(msgpack)}
+
+    @property
+    def msgpack(self) -> bool | None:
+        """True if the session uses the msgpack parser, False if known not to, None if unknown."""
+        flags = (self._decoders["in"].msgpack, self._decoders["out"].msgpack)
+        if True in flags:
+            return True
+        return False if False in flags else None
+
+    def polling(self, dir: Direction, body: bytes, content_type: str | None = None) -> list[Item]:
+        """Decode one polling body: a GET response (``out``) or a POST request (``in``)."""
+        out: list[Item] = []
+        for pkt in decode_polling_payload(body, self.eio, content_type):
+            if isinstance(pkt, DecodeError):
+                out.append(ErrorItem(dir, POLLING, pkt))
+            else:
+                self._packet(dir, POLLING, pkt, out)
+        return out
+
+    def websocket(self, dir: Direction, payload: bytes, text: bool) -> list[Item]:
+        """Decode one WebSocket message (``text`` for a text frame, else binary)."""
+        if text:
+            if payload.startswith(b"4") and self.socketio:
+                self._transport = WEBSOCKET
+                return [SioItem(dir, WEBSOCKET, p) if type(p) is SioPacket
+                        else ErrorItem(dir, WEBSOCKET, p)  # type: ignore[arg-type]
+                        for p in self._decoders[dir].feed_utf8(payload, 1)]
+            try:
+                data: str | bytes = payload.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return [ErrorItem(dir, WEBSOCKET, DecodeError(
+                    f"text message is not valid UTF-8 ({exc.reason})", payload, exc.start,
+                    "engineio"))]
+        else:
+            data = payload
+        try:
+            pkt = decode_eio_packet(data, self.eio)
+        except CodecError as exc:
+            return [ErrorItem(dir, WEBSOCKET, exc.error)]
+        out: list[Item] = []
+        self._packet(dir, WEBSOCKET, pkt, out)
+        return out
+
+    def close(self) -> list[Item]:
+        """The session ended (transport gone): report binary packets left incomplete."""
+        out: list[Item] = []
+        for dir, decoder in self._decoders.items():
+            out.extend(ErrorItem(dir, self._transport, e)  # type: ignore[arg-type]
+                       for e in decoder.flush() if isinstance(e, DecodeError))
+        self.state = CLOSED
+        return out
+
+    def _advance(self, dir: Direction, transport: Transport, key: str) -> None:
+        nxt = _TRANSITIONS.get((self.state, dir, key, transport))
+        if nxt is not None:
+            self.state = nxt
+            if nxt == UPGRADED:
+                self.upgraded = True
+
+    def _packet(self, dir: Direction, transport: Transport, pkt: EioPacket,
+                out: list[Item]) -> None:
+        self._transport = transport
+        ptype = pkt.type
+        if ptype == EioType.MESSAGE and self.socketio:
+            for p in self._decoders[dir].feed(pkt.data):
+                if isinstance(p, SioPacket):
+                    out.append(SioItem(dir, transport, p))
+                else:
+                    out.append(ErrorItem(dir, transport, p))
+            return
+        out.append(EioItem(dir, transport, pkt))
+        if ptype == EioType.OPEN:
+            self._open(dir, transport, pkt, out)
+        elif ptype == EioType.CLOSE:
+            self.state = CLOSED
+        elif ptype in _CONTROL and isinstance(pkt.data, str):
+            self._advance(dir, transport, f"{int(ptype)}{pkt.data}")
+
+    def _open(self, dir: Direction, transport: Transport, pkt: EioPacket,
+              out: list[Item]) -> None:
+        info: Any = None
+        if isinstance(pkt.data, str):
+            try:
+                info = orjson.loads(pkt.data)
+            except orjson.JSONDecodeError:
+                info = None
+        if type(info) is not dict:
+            raw = pkt.data if isinstance(pkt.data, bytes) else pkt.data.encode("utf-8", "replace")
+            out.append(ErrorItem(dir, transport, DecodeError(
+                "open packet does not carry a JSON object", b"0" + raw, 1, "engineio")))
+            return
+        self.open_info = info
+        sid = info.get("sid")
+        self.sid = sid if isinstance(sid, str) else None
+        self._advance(dir, transport, "0")
