@@ -159,6 +159,48 @@ def redact_connect_auth(payload: bytes, *, polling: bool, text: bool = True) -> 
 
 
 
+def _msgpack_connect(data: bytes) -> tuple[str, Any] | None:
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception:  # not one msgpack object: not a msgpack CONNECT either
+        return None
+    if isinstance(obj, dict) and obj.get("type") == 0 and obj.get("data") is not None:
+        return str(obj.get("nsp") or "/"), obj["data"]
+    return None
+
+
+def connect_auths(payload: bytes, *, polling: bool, text: bool = True) -> list[tuple[str, Any]]:
+    """The (namespace, auth) of each Socket.IO CONNECT with auth in client->server bytes.
+
+    Replay needs the auth itself, which the records only carry as a fingerprint.
+    """
+    if not text:
+        found = _msgpack_connect(payload)
+        return [found] if found is not None else []
+    try:
+        body = payload.decode()
+    except UnicodeDecodeError:
+        return []
+    out: list[tuple[str, Any]] = []
+    for part in body.split("\x1e") if polling else [body]:
+        if polling and part.startswith("b"):
+            try:
+                found = _msgpack_connect(base64.b64decode(part[1:], validate=True))
+            except binascii.Error:
+                continue
+            if found is not None:
+                out.append(found)
+            continue
+        m = _TEXT_CONNECT.match(part)
+        if m is None:
+            continue
+        try:
+            out.append(((m.group(1) or "/,")[:-1], orjson.loads(m.group(2))))
+        except orjson.JSONDecodeError:
+            continue
+    return out
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(obj)).decode()}
