@@ -358,7 +358,7 @@ class SioDecoder:
         """Decode one text message given as UTF-8 bytes, from ``start`` on (e.g. 1 to skip the
         Engine.IO type of a WebSocket frame); the hot path for plain events avoids a copy."""
         if self._pending is None and data.startswith(b"2[", start):
-            fast = _fast_event(memoryview(data)[start + 1:])
+            fast = _fast_event(data[start + 1:])
             if fast is not None:
                 return [fast]
         try:
@@ -421,7 +421,7 @@ class SioDecoder:
         return [pkt]
 
 
-def _fast_event(payload: str | memoryview) -> SioPacket | None:
+def _fast_event(payload: str | bytes) -> SioPacket | None:
     """A plain ``2[...]`` event on ``/`` with no ack id, or None to take the full path."""
     try:
         data = orjson.loads(payload)

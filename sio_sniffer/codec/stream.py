@@ -68,6 +68,21 @@ class ErrorItem:
 
 Item = EioItem | SioItem | ErrorItem
 
+def _sio_item(dir: Direction, packet: SioPacket) -> SioItem:
+    """``SioItem(dir, "websocket", packet)`` for the hot path, without the frozen-dataclass
+    ``__init__`` (one ``object.__setattr__`` call per field)."""
+    item = _object_new(SioItem)
+    _set_dir(item, dir)
+    _set_transport(item, WEBSOCKET)
+    _set_packet(item, packet)
+    return item
+
+
+_object_new = object.__new__
+_set_dir = SioItem.__dict__["dir"].__set__
+_set_transport = SioItem.__dict__["transport"].__set__
+_set_packet = SioItem.__dict__["packet"].__set__
+
 # Upgrade states: (state, direction, packet as text, transport) -> next state. Anything not
 # listed leaves the state alone: the decoder records what it sees, it does not police the peers.
 NEW, OPEN, PROBING, PROBED, UPGRADED, CLOSED = (
@@ -125,7 +140,7 @@ class SessionDecoder:
         if text:
             if payload.startswith(b"4") and self.socketio:
                 self._transport = WEBSOCKET
-                return [SioItem(dir, WEBSOCKET, p) if type(p) is SioPacket
+                return [_sio_item(dir, p) if type(p) is SioPacket
                         else ErrorItem(dir, WEBSOCKET, p)  # type: ignore[arg-type]
                         for p in self._decoders[dir].feed_utf8(payload, 1)]
             try:
