@@ -1,0 +1,195 @@
+"""In→out correlation: every ingested event waits for an emitted event that carries it.
+
+An expectation opens for each hook POST to an ingest path and each event a client emits (without
+an ack id: the ack is that event's answer). An outgoing event closes the oldest open expectation
+whose payload it contains (see :mod:`payload`), or whose ``[[rule]]`` it satisfies. Lookups go
+through an index of distinctive scalars, so an outgoing event costs a walk of its own payload, not
+a scan of every open expectation.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sio_sniffer.analysis import payload
+from sio_sniffer.analysis.config import MISSING, Rule
+
+# Expectations with no distinctive scalar are compared with every outgoing event: keep it cheap.
+MAX_UNANCHORED_CHECKS = 64
+
+
+@dataclass(slots=True)
+class Expectation:
+    """An ingested event waiting to come out."""
+
+    id: int
+    ts: float
+    deadline: float
+    source: str  # "http" or "event"
+    payload: Any
+    target: Any  # what must reappear: the innermost dict, or the payload itself
+    anchors: tuple[payload.Scalar, ...]
+    conn: str | None = None
+    eio_sid: str | None = None
+    nsp: str | None = None
+    name: str | None = None
+    path: str | None = None
+    seq: int | None = None
+    rule: int | None = None
+    rule_key: tuple[str, ...] | None = None
+    structural: bool = True
+    status: int | None = None
+    duration_ms: float | None = None
+    echoed: bool = False
+    fields: tuple[str, ...] = ()  # required fields (profile) the ingested payload carried
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Correlator:
+    """Open expectations, their indexes and their deadlines (all bounded)."""
+
+    def __init__(self, rules: tuple[Rule, ...], max_open: int) -> None:
+        self.rules = rules
+        self.max_open = max_open
+        self.open: OrderedDict[int, Expectation] = OrderedDict()
+        self.by_anchor: dict[payload.Scalar, dict[int, None]] = {}
+        self.unanchored: OrderedDict[int, None] = OrderedDict()
+        self.by_rule: dict[tuple[int, tuple[str, ...]], OrderedDict[int, None]] = {}
+        self.by_request: OrderedDict[tuple[str | None, int | None], int] = OrderedDict()
+        self.deadlines: list[tuple[float, int]] = []
+        self.next_id = 1
+        self.dropped = 0
+
+    def rule_for_http(self, path: str) -> int | None:
+        for i, rule in enumerate(self.rules):
+            if rule.accepts_in_http(path):
+                return i
+        return None
+
+    def rule_for_event(self, nsp: str | None, name: str | None) -> int | None:
+        for i, rule in enumerate(self.rules):
+            if rule.accepts_in_event(nsp, name):
+                return i
+        return None
+
+    def add(self, exp: Expectation) -> list[Expectation]:
+        """Open ``exp``; returns expectations evicted because the table was full."""
+        self.open[exp.id] = exp
+        for anchor in exp.anchors:
+            self.by_anchor.setdefault(anchor, {})[exp.id] = None
+        if exp.structural and not exp.anchors:
+            self.unanchored[exp.id] = None
+        if exp.rule is not None and exp.rule_key is not None:
+            self.by_rule.setdefault((exp.rule, exp.rule_key), OrderedDict())[exp.id] = None
+        if exp.source == "http":
+            self.by_request[(exp.conn, exp.seq)] = exp.id
+            while len(self.by_request) > self.max_open:
+                self.by_request.popitem(last=False)
+        heapq.heappush(self.deadlines, (exp.deadline, exp.id))
+        evicted = []
+        while len(self.open) > self.max_open:
+            oldest = next(iter(self.open.values()))
+            self.remove(oldest)
+            self.dropped += 1
+            evicted.append(oldest)
+        if len(self.deadlines) > 4 * self.max_open + 64:
+            self.deadlines = [d for d in self.deadlines if d[1] in self.open]
+            heapq.heapify(self.deadlines)
+        return evicted
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def remove(self, exp: Expectation) -> None:
+        self.open.pop(exp.id, None)
+        for anchor in exp.anchors:
+            ids = self.by_anchor.get(anchor)
+            if ids is not None:
+                ids.pop(exp.id, None)
+                if not ids:
+                    del self.by_anchor[anchor]
+        self.unanchored.pop(exp.id, None)
+        if exp.rule is not None and exp.rule_key is not None:
+            key = (exp.rule, exp.rule_key)
+            ids_by_rule = self.by_rule.get(key)
+            if ids_by_rule is not None:
+                ids_by_rule.pop(exp.id, None)
+                if not ids_by_rule:
+                    del self.by_rule[key]
+
+    def for_request(self, conn: str | None, seq: int | None) -> Expectation | None:
+        exp_id = self.by_request.get((conn, seq))
+        return self.open.get(exp_id) if exp_id is not None else None
+
+    def due(self, now: float) -> list[Expectation]:
+        """Expectations whose deadline has passed, removed from the table, oldest first."""
+        out = []
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, exp_id = heapq.heappop(self.deadlines)
+            exp = self.open.get(exp_id)
+            if exp is not None:
+                self.remove(exp)
+                out.append(exp)
+        return out
+
+    def match(self, nsp: str | None, name: str | None, args: Any, ts: float,
+              recipient: str | None) -> tuple[Expectation | None, list[Expectation]]:
+        """The oldest open expectation this outgoing event closes, and the ones it only echoed.
+
+        An event matching an expectation but delivered to the expectation's own sender is an
+        echo: the expectation stays open (only the sender got it so far) and is marked.
+        """
+        if not self.open:
+            return None, []
+        out_core = payload.core(args)
+        for i, rule in enumerate(self.rules):
+            if not (rule.match or rule.out_name) or not rule.accepts_out(nsp, name):
+                continue
+            key = rule_key(rule, out_core, inbound=False)
+            if key is None:
+                continue
+            ids = self.by_rule.get((i, key))
+            if ids:
+                exp = self.open[next(iter(ids))]
+                if exp.ts <= ts and exp.eio_sid != recipient:
+                    return exp, []
+        candidates: dict[int, None] = {}
+        if self.by_anchor:
+            for _, scalar in payload.scalars(args):
+                if payload.is_anchor(scalar):
+                    anchored = self.by_anchor.get(scalar)
+                    if anchored:
+                        candidates.update(anchored)
+        for n, exp_id in enumerate(self.unanchored):
+            if n >= MAX_UNANCHORED_CHECKS:
+                break
+            candidates[exp_id] = None
+        echoed = []
+        for exp_id in sorted(candidates):
+            exp = self.open[exp_id]
+            if exp.ts > ts or not exp.structural:
+                continue
+            if exp.rule is not None and not self.rules[exp.rule].accepts_out(nsp, name):
+                continue
+            if payload.contains(args, exp.target):
+                if recipient is not None and recipient == exp.eio_sid:
+                    exp.echoed = True
+                    echoed.append(exp)
+                    continue
+                return exp, echoed
+        return None, echoed
+
+
+def rule_key(rule: Rule, value: Any, inbound: bool) -> tuple[str, ...] | None:
+    """The values of a rule's match paths in a payload (as canonical text), or None if absent."""
+    parts = []
+    for in_path, out_path in rule.match:
+        found = (in_path if inbound else out_path).get(value)
+        if found is MISSING:
+            return None
+        parts.append(payload.fingerprint(found).decode(errors="replace"))
+    return tuple(parts)

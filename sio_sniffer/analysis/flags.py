@@ -1,0 +1,59 @@
+"""Flag records: one observation that something in the event flow is broken, and how to fix it.
+
+A flag is a :class:`~sio_sniffer.model.Record` with ``event="flag"`` and, in ``extra``: ``flag``
+(the kind below), ``code`` (a machine-readable cause), ``cause`` (a sentence naming what was seen)
+and ``hint`` (one line: the fix). The usual context fields (conn, eio_sid, nsp, name, ...) say
+where.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sio_sniffer.model import FLAG, Record
+
+LOST = "lost"
+FIELDS_LOST = "fields_lost"
+CONNECT_UNANSWERED = "connect_unanswered"
+CONNECT_ERROR = "connect_error"
+ACK_MISSING = "ack_missing"
+UNKNOWN_SID = "unknown_sid"
+PING_TIMEOUT = "ping_timeout"
+UPGRADE_FAILED = "upgrade_failed"
+DUPLICATE = "duplicate"
+INGEST_REJECTED = "ingest_rejected"
+SLOW_INGEST = "slow_ingest"
+PAYLOAD_TOO_LARGE = "payload_too_large"
+UNLISTENED_EVENT = "unlistened_event"
+DECODE_ERROR = "decode_error"
+PARTIAL_BROADCAST = "partial_broadcast"
+
+KINDS = (LOST, FIELDS_LOST, CONNECT_UNANSWERED, CONNECT_ERROR, ACK_MISSING, UNKNOWN_SID,
+         PING_TIMEOUT, UPGRADE_FAILED, DUPLICATE, INGEST_REJECTED, SLOW_INGEST, PAYLOAD_TOO_LARGE,
+         UNLISTENED_EVENT, DECODE_ERROR, PARTIAL_BROADCAST)
+
+# Causes of a ``lost`` flag, judged from the state when the deadline passed.
+LOST_INGEST_ERROR = "ingest_error"
+LOST_NO_RECEIVERS = "no_receivers"
+LOST_NAMESPACE = "namespace"
+LOST_RECONNECTING = "receiver_reconnecting"
+LOST_ECHO_ONLY = "echo_only"
+LOST_EMITTED_OTHER = "emitted_other"
+LOST_NOT_DELIVERED = "not_delivered"
+LOST_UNKNOWN = "unknown"
+
+_CONTEXT = ("conn", "eio_sid", "transport", "dir", "nsp", "sio_sid", "name", "ack_id")
+
+
+def make_flag(ts: float, kind: str, code: str, cause: str, hint: str,
+              where: Record | None = None, **fields: Any) -> Record:
+    """A flag record; context comes from ``where`` unless given in ``fields`` by name."""
+    context: dict[str, Any] = {}
+    if where is not None:
+        context = {key: getattr(where, key) for key in _CONTEXT}
+    for key in _CONTEXT:
+        if key in fields:
+            context[key] = fields.pop(key)
+    extra = {"flag": kind, "code": code, "cause": cause, "hint": hint}
+    extra.update({k: v for k, v in fields.items() if v is not None})
+    return Record(event=FLAG, ts=ts, extra=extra, **context)

@@ -1,0 +1,239 @@
+"""Structural comparison of payloads: does what went in reappear in what came out?
+
+Servers rarely relay a payload verbatim. claude-mpm unwraps the hook's POST body
+``{"event", "data": {"type", "subtype", "session_id", ..., "data": {...hook dict...}}}`` and emits
+``{type, subtype, data: {...hook dict...}, timestamp, session_id, ...}``: the *innermost* dict
+reappears, wrapped differently, with fields added or dropped around it. So an ingested payload is
+described by its chain of nested dicts (outermost first, following the biggest dict child), and an
+emitted payload matches when it holds a dict that covers the innermost one: every key present
+with a covered value; extra keys are allowed. Walks are bounded in nodes and depth, so a huge or
+hostile payload costs a fixed amount.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+MAX_NODES = 2000
+MAX_DEPTH = 32
+Scalar = str | int | float
+
+
+def fingerprint(value: Any) -> bytes:
+    """Canonical bytes of a payload, equal for equal payloads whatever their key order."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                            default=_bytes_default)
+    except (TypeError, orjson.JSONEncodeError):
+        return repr(value).encode()
+
+
+def _bytes_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"_bytes": base64.b64encode(bytes(value)).decode()}
+    raise TypeError
+
+
+def core(value: Any) -> Any:
+    """A payload without its single-argument list wrapper: ``[x]`` → ``x``."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def leaf_count(value: Any, limit: int = MAX_NODES) -> int:
+    """Number of scalar leaves (strings, numbers, booleans, bytes, null) in a payload."""
+    count = 0
+    stack = [value]
+    seen = 0
+    while stack and seen < limit:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        else:
+            count += 1
+    return count
+
+
+def dict_chain(value: Any) -> list[dict[str, Any]]:
+    """Nested dicts from the outermost inwards, each time into the child dict with most leaves.
+
+    Children with no leaves at all (``{}``) are not followed: an empty dict says nothing.
+    """
+    chain: list[dict[str, Any]] = []
+    node = core(value)
+    while isinstance(node, dict) and len(chain) < MAX_DEPTH:
+        chain.append(node)
+        best: dict[str, Any] | None = None
+        best_leaves = 0
+        for child in node.values():
+            if isinstance(child, dict):
+                leaves = leaf_count(child)
+                if leaves > best_leaves:
+                    best, best_leaves = child, leaves
+        node = best
+    return chain
+
+
+def covers(needle: Any, hay: Any, depth: int = 0) -> bool:
+    """``hay`` holds everything ``needle`` holds (dicts may have extra keys in ``hay``)."""
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(needle, dict):
+        if not isinstance(hay, dict):
+            return False
+        for key, value in needle.items():
+            if key not in hay or not covers(value, hay[key], depth + 1):
+                return False
+        return True
+    if isinstance(needle, list):
+        if not isinstance(hay, list) or len(hay) != len(needle):
+            return False
+        return all(covers(a, b, depth + 1) for a, b in zip(needle, hay, strict=True))
+    if isinstance(needle, bool) or isinstance(hay, bool):
+        return needle is hay
+    return bool(needle == hay)
+
+
+def nodes(value: Any) -> Iterator[Any]:
+    """Every dict and list in a payload, the payload itself first (bounded)."""
+    stack = [(value, 0)]
+    seen = 0
+    while stack and seen < MAX_NODES:
+        node, depth = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            yield node
+            if depth < MAX_DEPTH:
+                stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            yield node
+            if depth < MAX_DEPTH:
+                stack.extend((v, depth + 1) for v in node)
+
+
+def contains(hay: Any, needle: Any) -> bool:
+    """Some dict or list inside ``hay`` (or ``hay`` itself) covers ``needle``."""
+    if not isinstance(needle, (dict, list)):
+        return any(_scalar_equal(needle, s) for _, s in scalars(hay))
+    return any(covers(needle, node) for node in nodes(hay) if type(node) is type(needle))
+
+
+def _scalar_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return bool(a == b)
+
+
+def scalars(value: Any) -> Iterator[tuple[str, Any]]:
+    """``(key, scalar)`` pairs of a payload; list items and top-level scalars have key ``""``."""
+    stack: list[tuple[str, Any, int]] = [("", value, 0)]
+    seen = 0
+    while stack and seen < MAX_NODES:
+        key, node, depth = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            if depth < MAX_DEPTH:
+                stack.extend((str(k), v, depth + 1) for k, v in node.items())
+        elif isinstance(node, list):
+            if depth < MAX_DEPTH:
+                stack.extend((key, v, depth + 1) for v in node)
+        else:
+            yield key, node
+
+
+def is_anchor(value: Any) -> bool:
+    """A scalar distinctive enough to look an expectation up by (not ``true``, ``0``, ``"a"``)."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, str):
+        return len(value) >= 3
+    if isinstance(value, int):
+        return abs(value) >= 1000
+    return isinstance(value, float)
+
+
+def anchors(value: Any, limit: int = 3) -> list[Scalar]:
+    """The most distinctive scalars of a payload: longest strings first, then big numbers."""
+    found: dict[Scalar, None] = {}
+    for _, scalar in scalars(value):
+        if is_anchor(scalar):
+            found[scalar] = None
+    ranked = sorted(found, key=lambda s: (isinstance(s, str), len(s) if isinstance(s, str) else 0),
+                    reverse=True)
+    return ranked[:limit]
+
+
+def has_key(value: Any, key: str) -> bool:
+    """Some dict inside the payload has ``key``."""
+    return any(isinstance(node, dict) and key in node for node in nodes(value))
+
+
+def similarity(needle: Any, hay: Any) -> tuple[int, int]:
+    """How many of ``needle``'s ``(key, scalar)`` pairs also occur in ``hay``, out of how many."""
+    wanted = {(k, _hashable(v)) for k, v in scalars(needle)}
+    if not wanted:
+        return 0, 0
+    present = {(k, _hashable(v)) for k, v in scalars(hay)}
+    return len(wanted & present), len(wanted)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def differences(needle: Any, hay: Any, limit: int = 4) -> list[str]:
+    """Short phrases saying how ``hay`` differs from ``needle`` (missing keys, changed values)."""
+    target = core(needle)
+    chain = dict_chain(target)
+    if not chain:
+        return ["payload not found"] if not contains(hay, target) else []
+    hay_pairs: dict[str, list[Any]] = {}
+    for key, value in scalars(hay):
+        hay_pairs.setdefault(key, []).append(value)
+    hay_keys = {k for node in nodes(hay) if isinstance(node, dict) for k in node}
+    missing: list[str] = []
+    changed: list[str] = []
+    seen: set[str] = set()
+    # Compare against the level of the ingested payload that the emit resembles most: the hook's
+    # envelope keys (``event``, ``namespace``) are never expected to reappear.
+    level = max(chain, key=lambda d: _fraction(similarity(d, hay)))
+    for key, value in scalars(level):
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        if key not in hay_keys:
+            missing.append(key)
+        elif key in hay_pairs and not any(_scalar_equal(value, v) for v in hay_pairs[key]):
+            changed.append(f"{key} {_short(value)} became {_short(hay_pairs[key][0])}")
+    out = []
+    if missing:
+        out.append("missing " + ", ".join(sorted(missing)[:limit]))
+    out.extend(changed[:limit])
+    if len(chain) > 1 and not contains(hay, chain[-1]):
+        out.append("the innermost dict does not reappear")
+    return out
+
+
+def _fraction(pair: tuple[int, int]) -> float:
+    return pair[0] / pair[1] if pair[1] else 0.0
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
