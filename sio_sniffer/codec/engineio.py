@@ -341,7 +341,9 @@ def _unwrap_jsonp_response(text: str) -> str | DecodeError:
     match = _JSONP_RESPONSE.fullmatch(text)
     if match is not None:
         try:
-            inner = json.loads(match.group(1))
+            # strict=False: python-engineio leaves the \x1e separators unescaped, which a
+            # JavaScript string literal allows and strict JSON does not.
+            inner = json.loads(match.group(1), strict=False)
         except ValueError:
             inner = None
         if isinstance(inner, str):
@@ -351,9 +353,9 @@ def _unwrap_jsonp_response(text: str) -> str | DecodeError:
 
 
 def _unwrap_jsonp_post(text: str) -> str:
-    # The client escapes newlines as backslash-n so that browsers' form encoding keeps them;
-    # an escaped backslash before the n means a literal backslash-n (engine.io does the same).
+    # engine.io-client sends newlines as backslash-n (form fields lose bare newlines) and a
+    # backslash-n that was in the payload as backslash-backslash-n; undo both as engine.io does.
     values = parse_qs(text, keep_blank_values=True).get("d")
     if not values:
         return text
-    return _JSONP_NEWLINE.sub(lambda m: m.group(0) if m.group(1) else "\n", values[0])
+    return _JSONP_NEWLINE.sub(lambda m: "\\n" if m.group(1) else "\n", values[0])
