@@ -361,6 +361,7 @@ class _LiveClient:
         self.client = socketio.AsyncClient(reconnection=False)
         self._on_receive = on_receive
         self._seen: Counter[tuple[str, str]] = Counter()
+        self.sids: dict[str, str] = {}
         self.client.on("*", self._event, namespace="*")
         self.client.on("connect_error", self._connect_error, namespace="*")
 
@@ -384,6 +385,8 @@ class _LiveClient:
             target, namespaces=list(self.script.namespaces), auth=self.auth,
             transports=list(self.script.transports), socketio_path=path,
             headers=dict(self.script.headers), wait_timeout=10)
+        # Taken now: a disconnected client no longer knows its sids.
+        self.sids = self._sid_map()
 
     async def emit(self, step: Step) -> None:
         data: Any = step.args if step.args else None
@@ -396,7 +399,7 @@ class _LiveClient:
 
         await self.client.emit(step.name, data, namespace=step.nsp, callback=on_ack)
 
-    def sid_map(self) -> dict[str, str]:
+    def _sid_map(self) -> dict[str, str]:
         out: dict[str, str] = {}
         if self.client.eio.sid:
             out[self.script.eio_sid] = self.client.eio.sid
@@ -421,12 +424,15 @@ async def replay(script: Script, target: str, *, speed: float | None = 1.0,
     start = time.monotonic()
     t0 = script.steps[0].ts if script.steps else 0.0
     sock_path = path.strip("/")
+    barriers = _barriers(script)
+    behind: Counter[str] = Counter()
     async with aiohttp.ClientSession() as http:
-        for step in script.steps:
+        for step, needs in zip(script.steps, barriers, strict=True):
             if speed is not None:
                 delay = start + (step.ts - t0) / speed - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            await _wait_for(live, needs, behind, arrived, settle)
             try:
                 await _run_step(step, live, http, target, sock_path, http_actual)
             except (socketio.exceptions.SocketIOError, aiohttp.ClientError, OSError) as exc:
@@ -441,7 +447,7 @@ async def replay(script: Script, target: str, *, speed: float | None = 1.0,
     ignore_set = frozenset(ignore)
     sid_map: dict[str, str] = {}
     for lc in live.values():
-        sid_map.update(lc.sid_map())
+        sid_map.update(lc.sids)
     differences = {cid: diff(lc.script.expected, lc.received, ignore_set, sid_map)
                    for cid, lc in live.items()}
     actual = {cid: lc.received for cid, lc in live.items()}
@@ -472,6 +478,42 @@ async def _run_step(step: Step, live: dict[str, _LiveClient], http: aiohttp.Clie
             await lc.emit(step)
     elif step.kind == "disconnect" and lc.client.connected:
         await lc.client.disconnect()
+
+
+def _barriers(script: Script) -> list[dict[str, int]]:
+    """Per step: how many items each client had received before it in the capture.
+
+    A step waits for those (an emit sent after an ack came back, a hook POST after the answer
+    to the previous one), so the replay keeps the capture's causality even at full speed.
+    """
+    out = []
+    for step in script.steps:
+        out.append({cid: sum(1 for o in c.expected if o.ts < step.ts)
+                     for cid, c in script.clients.items()})
+    return out
+
+
+async def _wait_for(live: dict[str, _LiveClient], needs: dict[str, int], behind: Counter[str],
+                    arrived: asyncio.Event, timeout: float) -> None:
+    """Wait until each client has its captured count (minus what it already fell behind)."""
+    def short() -> list[str]:
+        return [cid for cid, n in needs.items()
+                if live[cid].client.connected and len(live[cid].received) < n - behind[cid]]
+
+    deadline = time.monotonic() + timeout
+    while short():
+        arrived.clear()
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            await asyncio.wait_for(arrived.wait(), remaining)
+        except asyncio.TimeoutError:
+            # The server is not sending what it sent in the capture: go on, and do not wait
+            # for those items again (the diff will name them).
+            for cid in short():
+                behind[cid] = needs[cid] - len(live[cid].received)
+            return
 
 
 async def _settle(live: dict[str, _LiveClient], arrived: asyncio.Event, settle: float) -> None:

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 import socketio
+from capture_peers import TOKEN, AppServer, capture_session
 
-from sio_sniffer.proxy import ProxyConfig, Sniffer
 from sio_sniffer.replay import ServedCapture, build_script, replay
-from sio_sniffer.sinks.capture import CaptureReader, CaptureWriter
-from tests.capture.peers import TOKEN, AppServer, drive_python_client, run_node_client
+from sio_sniffer.sinks.capture import CaptureReader
 
 
 @pytest.fixture
@@ -22,38 +21,6 @@ async def server() -> AsyncIterator[AppServer]:
     await srv.start()
     yield srv
     await srv.stop()
-
-
-async def capture_session(upstream: str, path: Path, *, show_secrets: bool,
-                          node: bool = True) -> None:
-    writer = CaptureWriter(path, upstream=upstream, show_secrets=show_secrets)
-    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream),
-                      sinks=[writer], tap_sinks=[writer.tap])
-    await sniffer.start()
-    try:
-        await drive_python_client(sniffer.url)
-        if node:
-            assert (await run_node_client(sniffer.url)) == "done 030201"
-    finally:
-        await sniffer.stop()
-        writer.close()
-
-
-@pytest.fixture(scope="module")
-def captured(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One capture with secrets of a python-socketio client and a Node client, shared."""
-    path = tmp_path_factory.mktemp("cap") / "session.jsonl"
-
-    async def main() -> None:
-        srv = AppServer()
-        await srv.start()
-        try:
-            await capture_session(srv.url, path, show_secrets=True)
-        finally:
-            await srv.stop()
-
-    asyncio.run(main())
-    return path
 
 
 def test_capture_holds_both_clients_and_their_traffic(captured: Path) -> None:

@@ -1,4 +1,4 @@
-"""Real peers for the capture/replay tests: a python-socketio app server and its clients."""
+"""Real peers for the capture/replay tests: an app server, its clients, a captured session."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from typing import Any
 import aiohttp
 import socketio
 from aiohttp import web
+
+from sio_sniffer.proxy import ProxyConfig, Sniffer
+from sio_sniffer.sinks.capture import CaptureWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
@@ -171,3 +174,18 @@ async def run_node_client(url: str) -> str:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+async def capture_session(upstream: str, path: Path, *, show_secrets: bool,
+                          node: bool = True) -> None:
+    writer = CaptureWriter(path, upstream=upstream, show_secrets=show_secrets)
+    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream),
+                      sinks=[writer], tap_sinks=[writer.tap])
+    await sniffer.start()
+    try:
+        await drive_python_client(sniffer.url)
+        if node:
+            assert (await run_node_client(sniffer.url)) == "done 030201"
+    finally:
+        await sniffer.stop()
+        writer.close()
