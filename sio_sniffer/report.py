@@ -117,6 +117,7 @@ class Report:
     flags: list[dict[str, Any]] = field(default_factory=list)
     broadcasts: list[dict[str, Any]] = field(default_factory=list)
     rooms: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     timeline_dropped: int = 0
     start: float | None = None
@@ -132,6 +133,8 @@ class Report:
             self.broadcasts.append(rec.to_dict())
         elif rec.event == model.ROOMS and isinstance(rec.get("rooms"), list):
             self.rooms = list(rec.get("rooms"))
+        elif rec.event == model.SUMMARY:
+            self.summary = dict(rec.extra)
         sid = rec.eio_sid
         if sid is not None:
             c = self.clients.get(sid)
@@ -162,8 +165,8 @@ class Report:
             row = {"ts": rec.ts, "event": rec.event, "client": sid, "dir": rec.dir,
                    "nsp": rec.nsp, "name": rec.name, "ack_id": rec.ack_id}
             if rec.event == model.FLAG:
-                row["name"] = str(rec.get("kind") or rec.get("flag") or rec.name or "flag")
-                row["text"] = str(rec.get("message") or rec.get("cause") or _short(rec.extra))
+                row["name"] = f"{rec.get('flag', 'flag')} {rec.name or ''}".strip()
+                row["text"] = str(rec.get("cause") or _short(dict(rec.extra)))
             elif rec.event == model.HTTP_REQUEST:
                 row["name"] = f"{rec.get('method')} {rec.get('path')}"
                 row["text"] = _short(rec.args)
@@ -189,6 +192,7 @@ class Report:
             "flags": self.flags,
             "broadcasts": len(self.broadcasts),
             "rooms": self.rooms,
+            "summary": self.summary,
             "timeline_dropped": self.timeline_dropped,
         }
 
@@ -214,9 +218,10 @@ class Report:
             out.extend(f"  {_short(r)}" for r in self.rooms)
         out.append(f"flags: {len(self.flags)}")
         for f in self.flags:
-            what = f.get("kind") or f.get("flag") or f.get("name") or "flag"
-            msg = f.get("message") or f.get("cause") or ""
-            out.append(f"  {f.get('ts')} {what}: {msg}")
+            out.append(f"  {f.get('ts')} {f.get('flag', 'flag')} {f.get('name') or ''}: "
+                       f"{f.get('cause', '')}")
+            if f.get("hint"):
+                out.append(f"      hint: {f['hint']}")
         if self.problems:
             out.append(f"\nunreadable input ({len(self.problems)}):")
             out.extend(f"  {p}" for p in self.problems)
@@ -257,24 +262,28 @@ def build_report(inputs: Inputs, *, path: str = "/socket.io/", analysis: Any = N
                 continue
             on_record(rec)
     if analyzer is not None:
+        # The capture's last moment is "now": what was still in time then is not judged lost.
         analyzer.finish(report.end if report.end is not None else 0.0)
-        rooms = getattr(analyzer, "rooms", None)
-        if callable(rooms) and not report.rooms:
-            report.rooms = list(rooms())
     report.upstreams = inputs.upstreams
     report.problems = [str(p) for p in inputs.problems]
     return report
 
 
 def _analysis_config(args: argparse.Namespace) -> Any:
-    try:
-        from sio_sniffer.analysis import AnalysisConfig
-    except ImportError:
-        return None
-    build = getattr(AnalysisConfig, "from_args", None)
-    if callable(build):
-        return build(args)
-    return AnalysisConfig()
+    from sio_sniffer.analysis import AnalysisConfig, load_profile, load_rules
+
+    kwargs: dict[str, Any] = {}
+    if args.profile:
+        kwargs["profile"] = load_profile(args.profile)
+    if args.ingest_path:
+        kwargs["ingest_paths"] = tuple(args.ingest_path)
+    elif args.profile and getattr(kwargs["profile"], "ingest_paths", None):
+        kwargs["ingest_paths"] = tuple(kwargs["profile"].ingest_paths)
+    if args.deadline is not None:
+        kwargs["deadline"] = args.deadline
+    if args.rules:
+        kwargs["rules"] = load_rules(args.rules)
+    return AnalysisConfig(**kwargs)
 
 
 def render_html(report: Report) -> str:
@@ -352,7 +361,7 @@ for (const c of cols) {
   lanes.appendChild(d);
 }
 document.getElementById("flags").textContent = D.flags.map(
-  f => `${f.kind || f.flag || "flag"}: ${f.message || f.cause || ""}`).join("  |  ");
+  f => `${f.flag || "flag"} ${f.name || ""}: ${f.cause || ""}`).join("  |  ");
 const sel = (id, values) => {
   const s = document.getElementById(id);
   for (const v of values) s.appendChild(Object.assign(document.createElement("option"),
@@ -376,7 +385,7 @@ function draw() {
     shown++;
     const row = document.createElement("div");
     row.className = "row " + (r.event === "flag" ? "flag" : "") +
-      (r.event === "flag" && /lost/i.test(r.name + r.text) ? " lost" : "");
+      (r.event === "flag" && /^lost/.test(r.name) ? " lost" : "");
     row.dataset.event = r.event;
     const t = Object.assign(document.createElement("div"),
       {className: "t", textContent: (r.ts - t0).toFixed(3)});
@@ -432,6 +441,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "/socket.io/)")
     parser.add_argument("--no-analysis", action="store_true",
                         help="decode only: no flags, broadcasts or rooms")
+    parser.add_argument("--profile", metavar="NAME|FILE", help="an app profile, e.g. claude-mpm")
+    parser.add_argument("--rules", metavar="FILE", help="TOML rules for in->out matching")
+    parser.add_argument("--ingest-path", action="append", default=[], metavar="PATH",
+                        help="HTTP path whose POSTs must come out as events (repeatable; "
+                        "default /api/events)")
+    parser.add_argument("--deadline", type=float, metavar="SECONDS",
+                        help="how long an ingested event may take to come out (default 2)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -439,7 +455,8 @@ def run(args: argparse.Namespace) -> int:
         inputs = open_inputs(args.files)
         analysis = None if args.no_analysis else _analysis_config(args)
         report = build_report(inputs, path=args.path, analysis=analysis)
-    except (CaptureError, OSError) as exc:
+    except (CaptureError, OSError, ValueError) as exc:
+        # ValueError covers the analysis ConfigError (FILE:LINE: reason) of a bad rules file.
         print(f"sio-sniffer report: {exc}", file=sys.stderr)
         return 2
     for problem in report.problems:

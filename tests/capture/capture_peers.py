@@ -25,11 +25,13 @@ class AppServer:
     """The server under replay: auth, echo with acks, binary, server-side acks, a hook POST.
 
     ``changed=True`` is the "deliberately changed" version: ``echoed`` carries an extra field
-    and ``bin_back`` is no longer sent.
+    and ``bin_back`` is no longer sent. ``drop_hooks=True`` answers hook POSTs 200 and never
+    emits them (the "goes in but never comes out" bug).
     """
 
-    def __init__(self, changed: bool = False) -> None:
+    def __init__(self, changed: bool = False, drop_hooks: bool = False) -> None:
         self.changed = changed
+        self.drop_hooks = drop_hooks
         self.sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*")
         self.app = web.Application()
         self.sio.attach(self.app)
@@ -70,7 +72,8 @@ class AppServer:
 
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.json()
-        await self.sio.emit("hook_event", body)
+        if not self.drop_hooks:
+            await self.sio.emit("hook_event", body)
         return web.json_response({"ok": True})
 
     async def _page(self, request: web.Request) -> web.Response:
@@ -189,3 +192,28 @@ async def capture_session(upstream: str, path: Path, *, show_secrets: bool,
     finally:
         await sniffer.stop()
         writer.close()
+
+
+async def capture_lost_hook(path: Path) -> None:
+    """A dashboard connected, a hook POST the server swallows, then the dashboard leaves."""
+    srv = AppServer(drop_hooks=True)
+    await srv.start()
+    writer = CaptureWriter(path, upstream=srv.url)
+    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=srv.url),
+                      sinks=[writer], tap_sinks=[writer.tap])
+    await sniffer.start()
+    client = socketio.AsyncClient(reconnection=False)
+    try:
+        await client.connect(sniffer.url, auth={"token": TOKEN}, transports=["websocket"],
+                             wait_timeout=10)
+        async with aiohttp.ClientSession() as http, http.post(
+                sniffer.url + "/api/events", json={"type": "hook", "data": {"x": 2}}) as resp:
+            assert resp.status == 200
+        # The capture has to span the analysis deadline (0.2 s in the test): the passing of
+        # time with nothing coming out is the behaviour being captured.
+        await asyncio.sleep(0.5)
+        await client.disconnect()
+    finally:
+        await sniffer.stop()
+        writer.close()
+        await srv.stop()

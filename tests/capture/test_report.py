@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from capture_peers import capture_lost_hook
 from playwright.async_api import async_playwright
 
+from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.report import build_report, open_inputs, render_html
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +94,23 @@ async def test_html_report_renders_the_timeline_in_chromium(
         await browser.close()
     assert errors == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+async def test_lost_hook_event_is_flagged_and_marked_in_the_html(tmp_path: Path) -> None:
+    """A hook POST that never comes out as an event is a `lost` flag in the offline report,
+    and the HTML timeline marks that row as lost."""
+    cap = tmp_path / "lost.jsonl"
+    await capture_lost_hook(cap)
+    report = build_report(open_inputs([cap]), analysis=AnalysisConfig(deadline=0.2))
+    lost = [f for f in report.flags if f.get("flag") == "lost"]
+    assert len(lost) == 1, report.flags
+    assert "/api/events" in json.dumps(lost[0])
+    out = tmp_path / "lost.html"
+    out.write_text(render_html(report))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium")
+        page = await browser.new_page()
+        await page.goto(out.as_uri())
+        assert await page.locator("#rows .row.lost").count() == 1
+        assert "lost" in await page.inner_text("#flags")
+        await browser.close()
