@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -698,8 +698,8 @@ class Analyzer:
         self._flag(record.ts, F.UNLISTENED_EVENT, "name",
                    f"the server sent {record.name!r} to {who}, but {profile.name}'s dashboard only "
                    f"listens to: {listens}; it is delivered and silently ignored",
-                   f"emit one of the listened names instead of {record.name!r} (e.g. "
-                   f"{_nearest_name(record.name, profile.listens)!r}), or add a listener for it",
+                   f"emit one of the listened names (field 'listens') instead of "
+                   f"{record.name!r}, or add a listener for it to the dashboard",
                    record, listens=sorted(profile.listens))
 
     def _announce(self, group: Group) -> None:
@@ -1047,7 +1047,7 @@ class Analyzer:
         expected_name = self._expected_name(exp)
         best: tuple[tuple[float, int, float], Emission, tuple[int, int]] | None = None
         for emission in candidates:
-            same, total = payload.similarity(exp.target, emission.args)
+            same, total = payload.similarity(exp.payload, emission.args)
             name_bonus = 1 if expected_name and emission.name == expected_name else 0
             score = (same / total if total else 0.0, name_bonus, -(emission.ts - exp.ts))
             if (same or name_bonus) and (best is None or score > best[0]):
@@ -1127,7 +1127,3 @@ def _ingest_hint(status: int, path: Any) -> str:
                 "1 MiB in aiohttp): its log has the traceback")
     return "the server refused the ingest: check its log"
 
-
-def _nearest_name(name: str, names: Iterable[str]) -> str:
-    """The listened name most similar to ``name`` (shared characters), for the hint."""
-    return max(sorted(names), key=lambda n: (len(set(n) & set(name)), -abs(len(n) - len(name))))

@@ -167,7 +167,7 @@ class AnalysisConfig:
     slow_ingest_ms: float | None = None
     ingest_max_body: int | None = None
     ping_grace: float = 0.5
-    rules: Sequence[Rule] = ()
+    rules: Sequence[Rule | RoleRule] = ()  # what load_rules returns; roles may be mixed in
     roles: Sequence[RoleRule] = ()
     profile: Profile | None = None
     strict_client_events: bool = False
@@ -201,10 +201,12 @@ class AnalysisConfig:
         return self.profile.ingest_max_body if self.profile else None
 
     def all_rules(self) -> tuple[Rule, ...]:
-        return tuple(self.rules) + (self.profile.rules if self.profile else ())
+        mine = tuple(r for r in self.rules if isinstance(r, Rule))
+        return mine + (self.profile.rules if self.profile else ())
 
     def all_roles(self) -> tuple[RoleRule, ...]:
-        return tuple(self.roles) + (self.profile.roles if self.profile else ())
+        mine = tuple(self.roles) + tuple(r for r in self.rules if isinstance(r, RoleRule))
+        return mine + (self.profile.roles if self.profile else ())
 
 
 def _glob(pattern: str | None, value: str | None) -> bool:
@@ -398,8 +400,11 @@ def _parse_roles(source: _Source, tables: object) -> tuple[RoleRule, ...]:
     return tuple(roles)
 
 
-def load_rules(path: str | Path) -> tuple[tuple[Rule, ...], tuple[RoleRule, ...]]:
-    """Read a ``--rules`` TOML file: its ``[[rule]]`` and ``[[role]]`` tables."""
+def load_rules(path: str | Path) -> tuple[Rule | RoleRule, ...]:
+    """Read a ``--rules`` TOML file: its ``[[rule]]`` then its ``[[role]]`` tables, in order.
+
+    The result goes straight into ``AnalysisConfig(rules=...)``.
+    """
     source, data = _read_toml(path)
     unknown = set(data) - {"rule", "role"}
     if unknown:
@@ -407,7 +412,7 @@ def load_rules(path: str | Path) -> tuple[tuple[Rule, ...], tuple[RoleRule, ...]
         raise source.error(source.key_line(None, key) or _header_line(source, key),
                            f"unknown top-level key '{key}' (a rules file holds [[rule]] and "
                            "[[role]] tables)")
-    return _parse_rules(source, data.get("rule", [])), _parse_roles(source, data.get("role", []))
+    return _parse_rules(source, data.get("rule", [])) + _parse_roles(source, data.get("role", []))
 
 
 def _header_line(source: _Source, key: str) -> int | None:
