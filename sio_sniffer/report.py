@@ -316,10 +316,12 @@ header h1{font-size:16px;margin:0 0 4px}
  white-space:nowrap;overflow:visible}
 .arrow.out{border-color:#059669}
 .arrow .lbl{position:relative;top:-15px;padding:0 4px;background:rgba(255,255,255,.85)}
-.arrow.in::after,.arrow.out::before{content:"";position:absolute;top:-6px;
+.arrow.r::after,.arrow.l::before{content:"";position:absolute;top:-6px;
  border:5px solid transparent}
-.arrow.in::after{right:-2px;border-left-color:#2563eb}
-.arrow.out::before{left:-2px;border-right-color:#059669}
+.arrow.r::after{right:-2px;border-left-color:currentColor}
+.arrow.l::before{left:-2px;border-right-color:currentColor}
+.arrow.in{color:#2563eb}.arrow.out{color:#059669}
+.arrow .lbl{color:#222}
 .note{position:absolute;top:2px;font-size:11px;padding:1px 6px;border-radius:8px;background:#e5e7eb;
  white-space:nowrap}
 .row.flag .note{background:#fecdd3;color:#9f1239;font-weight:600}
@@ -404,7 +406,9 @@ function draw() {
     const ci = r.client ? colOf(r.client) : -1, si = colOf("server");
     if (ci >= 0 && (r.dir === "in" || r.dir === "out") && r.event !== "flag") {
       const a = document.createElement("div");
-      a.className = "arrow " + r.dir;
+      // The head points at the receiver: the server for "in", the client for "out".
+      const to = r.dir === "in" ? si : ci, from = r.dir === "in" ? ci : si;
+      a.className = "arrow " + r.dir + (to > from ? " r" : " l");
       const lo = Math.min(ci, si), hi = Math.max(ci, si);
       a.style.left = x(lo);
       a.style.width = `calc((100% - 110px) * ${(hi - lo) / cols.length})`;
