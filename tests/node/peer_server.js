@@ -1,0 +1,52 @@
+// A Node socket.io server for the relay tests. Options come as one JSON argument:
+// {pingInterval, pingTimeout, perMessageDeflate, msgpack}. Prints JSON lines on stdout:
+// {"event":"listening","port":N} once, then {"event":"disconnect","nsp","reason"} per socket.
+"use strict";
+const { createServer } = require("http");
+const { Server } = require("socket.io");
+
+const opts = JSON.parse(process.argv[2] || "{}");
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+
+const httpServer = createServer();
+const io = new Server(httpServer, {
+  pingInterval: opts.pingInterval ?? 25000,
+  pingTimeout: opts.pingTimeout ?? 20000,
+  perMessageDeflate: opts.perMessageDeflate ?? false,
+  parser: opts.msgpack ? require("socket.io-msgpack-parser") : undefined,
+  maxHttpBufferSize: 1e8,
+});
+
+function setup(nsp) {
+  nsp.use((socket, next) => {
+    const auth = socket.handshake.auth || {};
+    if (auth.token === "bad") next(new Error("bad token"));
+    else next();
+  });
+  nsp.on("connection", (socket) => {
+    socket.emit("welcome", { nsp: nsp.name, auth: socket.handshake.auth });
+    socket.on("echo", (...args) => {
+      const ack = args.pop();
+      ack({ echo: args });
+    });
+    socket.on("bin", (buf, ack) => {
+      const data = Buffer.from(buf);
+      socket.emit("bin_back", Buffer.from(data).reverse(), { nested: [data] });
+      ack(`got ${data.length}`);
+    });
+    socket.on("ask", (question) => {
+      socket.emit("question", question, (answer) => socket.emit("answer_was", answer));
+    });
+    socket.on("burst", (n) => {
+      for (let i = 0; i < n; i++) socket.emit("tick", i);
+      socket.emit("burst_done", n);
+    });
+    socket.on("disconnect", (reason) => out({ event: "disconnect", nsp: nsp.name, reason }));
+  });
+}
+setup(io.of("/"));
+setup(io.of("/admin"));
+
+httpServer.listen(0, "127.0.0.1", () => {
+  out({ event: "listening", port: httpServer.address().port });
+});
