@@ -2,7 +2,7 @@
 against python-socketio's own decoder (engineio ``Packet`` + socketio ``Packet``, what a
 python-socketio server runs per WebSocket message) measured in the same run.
 
-    python3 examples/bench_codec.py [--packets N] [--rounds R]
+    PYTHONPATH=. python3 examples/bench_codec.py [--packets N] [--rounds R]
 
 Prints packets per second for each and the ratio (ours / python-socketio). The machine is shared
 and noisy, so each figure is the best of R rounds and only the ratio is meant to be compared.
@@ -23,9 +23,9 @@ from sio_sniffer.codec import SessionDecoder, SioItem
 def typical_message(seq: int) -> bytes:
     """A ~200-byte chat-like event, as a server broadcasts it."""
     body = (
-        '42["chat message",{"user":"alice","room":"general","seq":%d,'
+        '42["chat message",{"user":"alice","room":"general","seq":' + str(seq) + ","
         '"text":"hello there, this is a fairly typical message body of some length",'
-        '"ts":1712345678901,"meta":{"client":"web","version":3,"tags":["a","b"]}}]' % seq
+        '"ts":1712345678901,"meta":{"client":"web","version":3,"tags":["a","b"]}}]'
     )
     return body.encode()
 
