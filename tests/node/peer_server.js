@@ -37,9 +37,16 @@ function setup(nsp) {
     socket.on("ask", (question) => {
       socket.emit("question", question, (answer) => socket.emit("answer_was", answer));
     });
-    socket.on("burst", (n) => {
-      for (let i = 0; i < n; i++) socket.emit("tick", i);
-      socket.emit("burst_done", n);
+    // all n events at once, or paced as `batch` events every `everyMs` ms
+    socket.on("burst", (n, pace) => {
+      const batch = pace ? pace.batch : n;
+      let i = 0;
+      const next = () => {
+        for (const end = Math.min(n, i + batch); i < end; i++) socket.emit("tick", i);
+        if (i < n) setTimeout(next, pace.everyMs);
+        else socket.emit("burst_done", n);
+      };
+      next();
     });
     socket.on("disconnect", (reason) => out({ event: "disconnect", nsp: nsp.name, reason }));
   });

@@ -145,7 +145,7 @@ def _register(sio: socketio.AsyncServer, nsp: str) -> None:
 
         await sio.emit("question", question, to=sid, namespace=nsp, callback=answered)
 
-    async def burst(sid: str, n: int) -> None:
+    async def burst(sid: str, n: int, pace: Any = None) -> None:
         for i in range(n):
             await sio.emit("tick", i, to=sid, namespace=nsp)
         await sio.emit("burst_done", n, to=sid, namespace=nsp)
@@ -291,3 +291,35 @@ async def relay_to(upstream: str, tap: Tap, **kwargs: Any) -> AsyncIterator[Rela
 def relay_url(relay: Relay, scheme: str = "http") -> str:
     host, port = relay.bound[0]
     return f"{scheme}://{host}:{port}"
+
+
+async def py_burst(url: str, n: int, tap: Tap, pace: dict[str, int] | None = None,
+                   pings: int = 3) -> dict[str, Any]:
+    """peer_client.js's "burst" in Python: ask for ``n`` events, then sit through ``pings`` pings.
+
+    The client cannot report pings itself, so they are taken from the tap (the server's ``2``
+    frames and the client's ``3`` answers, which both passed the relay).
+    """
+    client = socketio.AsyncClient(reconnection=False)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int] = loop.create_future()
+    count = 0
+    disconnects: list[str] = []
+
+    def tick(i: int) -> None:
+        nonlocal count
+        if i == count:
+            count += 1
+
+    client.on("tick", tick)
+    client.on("burst_done", lambda total: done.set_result(total))
+    client.on("disconnect", lambda *reason: disconnects.append(repr(reason)))
+    await client.connect(url, transports=["websocket"], wait_timeout=10)
+    await client.emit("burst", (n, pace))
+    await asyncio.wait_for(done, 60)
+    for _ in range(pings):
+        await tap.wait_new(lambda e: ws_text(e, "out") == "2", timeout=5)
+        await tap.wait_new(lambda e: ws_text(e, "in") == "3", timeout=5)
+    result = {"count": count, "connected": client.connected, "disconnects": list(disconnects)}
+    await client.disconnect()
+    return result

@@ -17,9 +17,11 @@ from sio_sniffer.transport.events import (
     header,
 )
 from relay_peers import (
+    NodeProcess,
     Tap,
     node_full,
     node_server,
+    py_burst,
     py_full,
     relay_to,
     relay_url,
@@ -130,3 +132,38 @@ async def test_permessage_deflate_is_inflated_on_the_copy() -> None:
     assert {m.dir for m in big} == {"in", "out"}
     assert all(m.wire_size < 1000 for m in big)
     assert all(b'"' + b"x" * 20000 + b'"' in m.payload for m in big)
+
+
+@pytest.mark.parametrize("client", ["node", "py"])
+async def test_fast_heartbeat_survives_a_burst_through_the_relay(client: str) -> None:
+    """pingInterval 300 ms / pingTimeout 200 ms: 10,000 events and the pings after them, no drop."""
+    tap = Tap()
+    async with node_server(pingInterval=300, pingTimeout=200) as (url, server):
+        async with relay_to(url, tap) as relay:
+            if client == "node":
+                proc = await NodeProcess.start("peer_client.js", {
+                    "url": relay_url(relay), "transports": ["websocket"], "scenario": "burst",
+                    "n": 10000,
+                })
+                try:
+                    assert (await proc.expect("burst_done", 60))["count"] == 10000
+                    assert (await proc.expect("pings"))["connected"] is True
+                    assert await proc.wait() == 0
+                finally:
+                    proc.kill()
+                assert [e for e in proc.seen if e["event"] == "disconnect"] == [
+                    {"event": "disconnect", "reason": "io client disconnect"}]
+            else:
+                # python-socketio handles ~15,000 events/s here: all 10,000 at once would delay
+                # its pong past 200 ms even without a relay (measured), so the server sends them
+                # at 10,000/s, still 33 events per ping
+                result = await py_burst(relay_url(relay), 10000, tap,
+                                        pace={"batch": 100, "everyMs": 10})
+                assert result == {"count": 10000, "connected": True, "disconnects": []}
+            closed = await server.expect("disconnect")
+    # python-socketio closes its WebSocket right behind the DISCONNECT packet (directly too)
+    expected = "client namespace disconnect" if client == "node" else "transport close"
+    assert closed["reason"] == expected
+    assert tap.of(TapError) == []
+    ticks = [m for m in tap.of(WsMessage) if m.dir == "out" and m.payload.startswith(b'42["tick"')]
+    assert len(ticks) == 10000
