@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 import socketio
 
@@ -50,3 +57,104 @@ async def close_client(client: socketio.AsyncClient) -> None:
         await client.eio.disconnect(abort=True)
     else:
         await client.shutdown()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOutcome:
+    """How a Socket.IO CONNECT to one namespace ended.
+
+    ``status``: ``accepted``; ``refused`` (CONNECT_ERROR, ``message`` is the server's);
+    ``unanswered`` (the Engine.IO session opened but the CONNECT got no answer in time);
+    ``unreachable`` (no Engine.IO session: refused, timed out, HTTP error).
+    """
+
+    namespace: str
+    status: str
+    message: str
+    elapsed_ms: float
+    transport: str | None = None
+
+
+async def try_connect(url: str, namespace: str = "/", *, auth: Any = None,
+                      transports: list[str] | None = None, timeout: float = 3.0,
+                      debug: bool = False) -> tuple[ConnectOutcome, socketio.AsyncClient | None]:
+    """Connect one client to ``namespace``; on success the connected client is returned too."""
+    client = new_client(debug=debug)
+    errors: dict[str, Any] = {}
+
+    async def on_connect_error(data: Any = None) -> None:
+        errors[namespace] = data
+
+    client.on("connect_error", on_connect_error, namespace=namespace)
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(
+            client.connect(url, namespaces=[namespace], auth=auth,
+                           transports=transports or ["polling", "websocket"],
+                           wait_timeout=timeout), timeout + 2)
+    except (socketio.exceptions.ConnectionError, asyncio.TimeoutError) as exc:
+        elapsed = (time.monotonic() - started) * 1000
+        # python-socketio's words for "the Engine.IO session opened, the CONNECT got no answer"
+        engineio_up = str(exc) == "Unexpected connection error" or isinstance(
+            exc, asyncio.TimeoutError) and client.eio.state == "connected"
+        await close_client(client)
+        if namespace in errors:
+            data = errors[namespace]
+            message = data.get("message", str(data)) if isinstance(data, dict) else str(data)
+            return ConnectOutcome(namespace, "refused", message, elapsed), None
+        if engineio_up:
+            return ConnectOutcome(namespace, "unanswered",
+                                  f"no answer to CONNECT within {timeout:g} s", elapsed), None
+        return ConnectOutcome(namespace, "unreachable", str(exc) or type(exc).__name__,
+                              elapsed), None
+    elapsed = (time.monotonic() - started) * 1000
+    return ConnectOutcome(namespace, "accepted", "connected", elapsed, client.transport()), client
+
+
+async def drop_transport(client: socketio.AsyncClient) -> None:
+    """Cut the client's transport without a Socket.IO or Engine.IO goodbye (a network drop)."""
+    if client.transport() == "websocket" and client.eio.ws is not None:
+        await client.eio.ws.close()
+    elif client.eio.http is not None:
+        await client.eio.http.close()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (``values`` need not be sorted); 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def hook_body(seq: int, nonce: str, subtype: str = "pre_tool",
+              session_id: str = "sio-sniffer") -> dict[str, Any]:
+    """The body claude-mpm's Python hook POSTs to /api/events, with a findable nonce."""
+    return {"namespace": "", "event": "claude_event", "data": {
+        "type": "hook", "subtype": subtype,
+        "data": {"tool_name": "Bash", "probe": nonce, "seq": seq},
+        "session_id": session_id, "correlation_id": f"{nonce}-{seq}", "cwd": os.getcwd(),
+        "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "source": "sio-sniffer"}}
+
+
+def find_probe(value: Any, nonce: str) -> int | None:
+    """The ``seq`` of a probe event carrying ``nonce`` anywhere in ``value``, else None."""
+    if isinstance(value, dict):
+        if value.get("probe") == nonce and isinstance(value.get("seq"), int):
+            return int(value["seq"])
+        for item in value.values():
+            found = find_probe(item, nonce)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = find_probe(item, nonce)
+            if found is not None:
+                return found
+    return None
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(4)
