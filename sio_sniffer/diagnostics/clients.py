@@ -95,8 +95,8 @@ async def try_connect(url: str, namespace: str = "/", *, auth: Any = None,
     except (socketio.exceptions.ConnectionError, asyncio.TimeoutError) as exc:
         elapsed = (time.monotonic() - started) * 1000
         # python-socketio's words for "the Engine.IO session opened, the CONNECT got no answer"
-        engineio_up = str(exc) == "Unexpected connection error" or isinstance(
-            exc, asyncio.TimeoutError) and client.eio.state == "connected"
+        engineio_up = str(exc) == "Unexpected connection error" or (isinstance(
+            exc, asyncio.TimeoutError) and client.eio.state == "connected")
         await close_client(client)
         if namespace in errors:
             data = errors[namespace]
