@@ -1,0 +1,195 @@
+"""`sio-sniffer e2e`: hook → server → dashboard through the sniffer, counted and timed.
+
+Starts the diagnostic server (claude-mpm layout) unless ``--target`` names a running one, puts a
+sniffer in front of it, connects a simulated dashboard (python-socketio client) through the
+sniffer and fires N hook POSTs through it. Each event carries a nonce and a sequence number, so
+its arrival is found whatever name or shape the server relays it under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import aiohttp
+
+from sio_sniffer.diagnostics.clients import (
+    close_client,
+    find_probe,
+    hook_body,
+    new_client,
+    new_nonce,
+    percentile,
+)
+from sio_sniffer.diagnostics.observe import Observer
+from sio_sniffer.diagnostics.server import INGEST_PATH, DiagnosticServer
+
+SETTLE = 3.0  # how long after the last send an event may still arrive
+
+
+class ProgressBar:
+    """A plain-text bar redrawn in place with ``\\r`` (stderr; no dependency)."""
+
+    def __init__(self, total: int, stream: IO[str], width: int = 30) -> None:
+        self.total = max(total, 1)
+        self.stream = stream
+        self.width = width
+        self._last = -1
+
+    def update(self, done: int, label: str) -> None:
+        filled = self.width * done // self.total
+        if filled == self._last and done != self.total:
+            return
+        self._last = filled
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{self.total} {label}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+@dataclass
+class FlowResult:
+    target: str
+    sniffer: str
+    events: int
+    delivered: int = 0
+    duplicates: int = 0
+    post_failures: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    names: dict[str, int] = field(default_factory=dict)
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    problem: str | None = None
+
+    @property
+    def lost(self) -> int:
+        return self.events - self.delivered
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "target": self.target, "sniffer": self.sniffer, "events": self.events,
+            "delivered": self.delivered, "lost": self.lost, "duplicates": self.duplicates,
+            "post_failures": self.post_failures, "names": self.names,
+            "latency_ms": {f"p{p}": round(percentile(self.latencies_ms, p), 3)
+                           for p in (50, 90, 99)},
+            "flags": self.flags, "problem": self.problem}
+
+
+async def flow(events: int, target: str | None = None, progress: ProgressBar | None = None,
+               auth: Any = None) -> FlowResult:
+    """Run the end-to-end flow once; never raises for a broken target (``problem`` says)."""
+    server: DiagnosticServer | None = None
+    if target is None:
+        server = DiagnosticServer("claude-mpm", "127.0.0.1", 0)
+        await server.start()
+        target = server.url
+    observer = Observer(target)
+    try:
+        url = await observer.start()
+        result = FlowResult(target, url, events)
+        await _drive(url, result, progress, auth)
+    finally:
+        await observer.stop()
+        if server is not None:
+            await server.stop()
+    result.flags = [f.to_dict() for f in observer.flags()]
+    return result
+
+
+async def _drive(url: str, result: FlowResult, progress: ProgressBar | None,
+                 auth: Any) -> None:
+    nonce = new_nonce()
+    sent_at: dict[int, float] = {}
+    arrived: set[int] = set()
+    all_in = asyncio.Event()
+    dashboard = new_client()
+
+    async def on_any(name: str, *args: Any) -> None:
+        seq = find_probe(list(args), nonce)
+        if seq is None:
+            return
+        if seq in arrived:
+            result.duplicates += 1
+            return
+        arrived.add(seq)
+        result.names[name] = result.names.get(name, 0) + 1
+        if seq in sent_at:
+            result.latencies_ms.append((time.monotonic() - sent_at[seq]) * 1000)
+        result.delivered = len(arrived)
+        if progress is not None:
+            progress.update(result.delivered, "delivered")
+        if result.delivered == result.events:
+            all_in.set()
+
+    dashboard.on("*", on_any)
+    try:
+        await dashboard.connect(url, auth=auth, wait_timeout=5)
+    except Exception as exc:
+        result.problem = f"the dashboard client could not connect: {exc}"
+        await close_client(dashboard)
+        return
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            for seq in range(result.events):
+                sent_at[seq] = time.monotonic()
+                try:
+                    async with http.post(url + INGEST_PATH, json=hook_body(seq, nonce)) as r:
+                        if not 200 <= r.status < 300:
+                            result.post_failures.append(f"event {seq}: HTTP {r.status}")
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    result.post_failures.append(f"event {seq}: {exc!r}")
+        if result.events:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(all_in.wait(), SETTLE)
+    finally:
+        await close_client(dashboard)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=20, help="hook events to send (default 20)")
+    parser.add_argument("--target", help="a running server to test instead of the embedded one")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 only if every event reached the dashboard; 2 if the flow could not run."""
+    if args.events < 1:
+        print("sio-sniffer e2e: --events must be at least 1", file=sys.stderr)
+        return 2
+    bar = ProgressBar(args.events, sys.stderr)
+    target = args.target.rstrip("/") if args.target else None
+    try:
+        result = asyncio.run(flow(args.events, target, bar))
+    except OSError as exc:
+        bar.close()
+        print(f"sio-sniffer e2e: could not start: {exc}", file=sys.stderr)
+        return 2
+    bar.close()
+    code = 2 if result.problem else (0 if result.lost == 0 else 1)
+    if args.json:
+        print(json.dumps({**result.summary(), "exit_code": code}, indent=2))
+        return code
+    lat = result.summary()["latency_ms"]
+    where = "embedded diagnostic server" if not args.target else result.target
+    print(f"e2e: {result.events} hook events → {where} → dashboard, "
+          f"through the sniffer at {result.sniffer}")
+    if result.problem:
+        print(f"✗ {result.problem}")
+    print(f"delivered {result.delivered}/{result.events}, lost {result.lost}"
+          + (f", duplicates {result.duplicates}" if result.duplicates else ""))
+    if result.latencies_ms:
+        print(f"latency p50 {lat['p50']:.1f} ms  p90 {lat['p90']:.1f} ms  "
+              f"p99 {lat['p99']:.1f} ms")
+    for failure in result.post_failures[:5]:
+        print(f"✗ hook POST {failure}")
+    for flag in result.flags[:10]:
+        print(f"! {flag.get('flag')}: {flag.get('cause')}\n    fix: {flag.get('hint')}")
+    return code
