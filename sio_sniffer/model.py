@@ -44,7 +44,7 @@ SUMMARY = "summary"
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One observation. ``args`` holds the full decoded payload; sinks truncate, analysis doesn't."""
+    """One observation. ``args`` is the full decoded payload: sinks truncate, analysis reads all."""
 
     event: str
     ts: float  # wall clock, seconds since the epoch (UTC)

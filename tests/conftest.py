@@ -1,0 +1,68 @@
+"""Shared fixtures: real python-socketio servers on free loopback ports."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import socketio
+from aiohttp import web
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class PyServer:
+    """A python-socketio AsyncServer on aiohttp, bound to 127.0.0.1 on a free port."""
+
+    def __init__(self, sio: socketio.AsyncServer, app: web.Application) -> None:
+        self.sio = sio
+        self.app = app
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(self.app, shutdown_timeout=0.5)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+@pytest.fixture
+async def py_server_factory() -> AsyncIterator[Callable[..., Any]]:
+    servers: list[PyServer] = []
+
+    async def make(setup: Callable[[socketio.AsyncServer, web.Application], None] | None = None,
+                   **kwargs: Any) -> PyServer:
+        # Short heartbeats: python-socketio's polling client only finishes disconnect() when
+        # its pending long-poll gives up (ping interval + timeout), 45 s with the defaults.
+        kwargs.setdefault("ping_interval", 1)
+        kwargs.setdefault("ping_timeout", 1)
+        sio = socketio.AsyncServer(async_mode="aiohttp", **kwargs)
+        app = web.Application()
+        sio.attach(app)
+        if setup is not None:
+            setup(sio, app)
+        server = PyServer(sio, app)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        await server.stop()
