@@ -12,8 +12,10 @@ import time
 from typing import IO, Any
 
 from sio_sniffer import model
+from sio_sniffer.analysis import AnalysisConfig, ConfigError, load_profile, load_rules
 from sio_sniffer.model import Record
 from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, Sniffer, default_listen
+from sio_sniffer.sinks.capture import CaptureWriter
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
 from sio_sniffer.transport.relay import PortInUseError
 
@@ -69,47 +71,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet-heartbeats", action="store_true", help="no ping/pong summaries")
     p.add_argument("--verbose", action="store_true",
                    help="log every ping/pong and every polling HTTP exchange")
+    p.add_argument("--capture", metavar="FILE",
+                   help="write every exchange and record to FILE (JSON lines) for replay/report; "
+                        "auth and cookies are stored as fingerprints, so replay then needs --auth")
+    p.add_argument("--capture-rotate", type=int, metavar="BYTES",
+                   help="start a new capture file (FILE.1, FILE.2, ...) past this size")
+    p.add_argument("--show-secrets", action="store_true",
+                   help="store auth tokens and cookies in the capture as they are")
     p.add_argument("--tls-cert", metavar="PEM", help="serve TLS to clients with this certificate")
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
 
 
-def _analysis_config(args: argparse.Namespace, profile: Any) -> Any:
-    from sio_sniffer.analysis import AnalysisConfig, load_rules
-
-    kwargs: dict[str, Any] = {}
-    if profile is not None:
-        kwargs["profile"] = profile
-    if args.ingest_path:
-        kwargs["ingest_paths"] = tuple(args.ingest_path)
-    elif profile is not None and getattr(profile, "ingest_paths", None):
-        kwargs["ingest_paths"] = tuple(profile.ingest_paths)
-    if args.deadline is not None:
-        kwargs["deadline"] = args.deadline
-    if args.rules:
-        kwargs["rules"] = load_rules(args.rules)
-    return AnalysisConfig(**kwargs)
-
-
 def build_config(args: argparse.Namespace) -> ProxyConfig:
-    profile = None
-    if args.profile:
-        from sio_sniffer.analysis import load_profile
-
-        profile = load_profile(args.profile)
+    profile = load_profile(args.profile) if args.profile else None
+    analysis = AnalysisConfig(profile=profile,
+                              ingest_paths=tuple(args.ingest_path) if args.ingest_path else None,
+                              rules=load_rules(args.rules) if args.rules else ())
+    if args.deadline is not None:
+        analysis.deadline = args.deadline
     listen: list[tuple[str, int]] = [a for group in (args.listen or []) for a in group]
     if not listen:
-        port = getattr(profile, "listen_port", None) or DEFAULT_PORT
-        listen = default_listen(port)
+        listen = default_listen(profile.listen_port if profile and profile.listen_port
+                                else DEFAULT_PORT)
     upstream = args.upstream
     if upstream is None:
-        port = getattr(profile, "upstream_port", None)
-        upstream = f"http://127.0.0.1:{port}" if port else DEFAULT_UPSTREAM
+        upstream = f"http://127.0.0.1:{profile.upstream_port}" \
+            if profile and profile.upstream_port else DEFAULT_UPSTREAM
     ssl_listen = None
     if args.tls_cert:
         ssl_listen = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_listen.load_cert_chain(args.tls_cert, args.tls_key)
     return ProxyConfig(listen=listen, upstream=upstream, path=args.path, verbose=args.verbose,
-                       ssl_listen=ssl_listen, analysis=_analysis_config(args, profile))
+                       ssl_listen=ssl_listen, analysis=analysis)
 
 
 def _open_log(path: str | None) -> IO[bytes]:
@@ -123,14 +116,27 @@ def _rooms_record(sniffer: Sniffer) -> Record:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    config = build_config(args)
+    try:
+        config = build_config(args)
+    except (ConfigError, OSError, ssl.SSLError) as exc:
+        print(f"sio-sniffer: {exc}", file=sys.stderr)
+        return 2
     stream = _open_log(args.log)
     log = JsonLogSink(stream, pretty=args.pretty, max_payload=args.max_payload_log,
                       log_filter=LogFilter(nsp=tuple(args.nsp), name=tuple(args.name),
                                            dir=args.dir, quiet_heartbeats=args.quiet_heartbeats,
                                            verbose=args.verbose),
                       on_problem=lambda m: print(f"sio-sniffer: {m}", file=sys.stderr))
-    sniffer = Sniffer(config, sinks=[log])
+    sinks: list[Any] = [log]
+    tap_sinks: list[Any] = []
+    capture = None
+    if args.capture:
+        capture = CaptureWriter(args.capture, upstream=config.upstream,
+                                show_secrets=args.show_secrets, rotate_bytes=args.capture_rotate,
+                                on_problem=lambda m: print(f"sio-sniffer: {m}", file=sys.stderr))
+        sinks.append(capture)
+        tap_sinks.append(capture.tap)
+    sniffer = Sniffer(config, sinks=sinks, tap_sinks=tap_sinks)
     try:
         await sniffer.start()
     except PortInUseError as exc:
@@ -146,10 +152,11 @@ async def serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(AttributeError, NotImplementedError):
         loop.add_signal_handler(signal.SIGUSR1, lambda: log(_rooms_record(sniffer)))
     await stop.wait()
+    # Stopping runs the analysis' finish: its rooms and summary records end the log and capture.
     await sniffer.stop()
-    log(_rooms_record(sniffer))
-    log(Record(model.SUMMARY, time.time(), extra=dict(sniffer.stats)))
     log.close(time.time())
+    if capture is not None:
+        capture.close()
     if args.log is not None:
         stream.close()
     return 0

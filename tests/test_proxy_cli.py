@@ -1,0 +1,109 @@
+"""`sio-sniffer proxy` as a user runs it: a child process, signals, exit codes, the log file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import socketio
+
+from tests.conftest import free_port
+
+
+async def _start_proxy(*args: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sio_sniffer", "proxy", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    line = await asyncio.wait_for(proc.stderr.readline(), 20)
+    assert b"listening on" in line, line
+    return proc
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(proc.wait(), 20)
+
+
+def _log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_upstream_down_gives_502_and_says_so(tmp_path: Path) -> None:
+    """With nothing on the upstream port the client gets a 502 with a one-line reason and the
+    log says the upstream refused the connection."""
+    dead = free_port()
+    port = free_port()
+    log = tmp_path / "log.jsonl"
+    proc = await _start_proxy("--listen", f"127.0.0.1:{port}",
+                              "--upstream", f"http://127.0.0.1:{dead}", "--log", str(log))
+    try:
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling") as resp:
+            body = await resp.text()
+        assert resp.status == 502
+        assert body.count("\n") <= 1 and f"127.0.0.1:{dead}" in body
+    finally:
+        assert await _stop(proc) == 0
+    errors = [r for r in _log(log) if r["event"] == "upstream_error"]
+    assert errors and errors[0]["reason"] == \
+        f"upstream refused connection at http://127.0.0.1:{dead}: is the server running?"
+    assert _log(log)[-1]["event"] == "summary"
+
+
+async def test_port_in_use_exits_2_with_the_fix() -> None:
+    """A taken listen port is one sentence with the fix and exit code 2."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sio_sniffer", "proxy", "--listen", f"127.0.0.1:{port}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    text = err.decode()
+    assert str(port) in text and "in use" in text
+    assert "claude-mpm monitor start --port 8766" in text
+
+
+async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_factory: Any) -> None:
+    """The command relays a real client session and writes the JSON log and a capture file;
+    SIGTERM ends both with the analysis summary."""
+    server = await py_server_factory()
+    got: asyncio.Queue[Any] = asyncio.Queue()
+
+    def setup_echo() -> None:
+        @server.sio.on("ping_me")
+        async def ping_me(sid: str, data: Any) -> None:
+            await server.sio.emit("pong_you", data, to=sid)
+
+    setup_echo()
+    port = free_port()
+    log = tmp_path / "log.jsonl"
+    capture = tmp_path / "cap.jsonl"
+    proc = await _start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", server.url,
+                              "--log", str(log), "--capture", str(capture))
+    try:
+        client = socketio.AsyncClient(reconnection=False)
+        client.on("pong_you", got.put)
+        await client.connect(f"http://127.0.0.1:{port}", transports=["websocket"])
+        await client.emit("ping_me", {"n": 1})
+        assert await asyncio.wait_for(got.get(), 10) == {"n": 1}
+        await client.disconnect()
+    finally:
+        assert await _stop(proc) == 0
+    lines = _log(log)
+    kinds = [r["event"] for r in lines]
+    assert "eio.open" in kinds and "sio.connect_ok" in kinds
+    assert any(r["event"] == "sio.event" and r["name"] == "pong_you" and r["dir"] == "out"
+               for r in lines)
+    assert kinds[-2:] == ["rooms", "summary"]
+    header = json.loads(capture.read_text().splitlines()[0])
+    assert header["upstream"] == server.url
