@@ -57,6 +57,8 @@ async def close_client(client: socketio.AsyncClient) -> None:
         await client.eio.disconnect(abort=True)
     else:
         await client.shutdown()
+    if client.eio.http is not None and not client.eio.http.closed:
+        await client.eio.http.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,10 @@ async def try_connect(url: str, namespace: str = "/", *, auth: Any = None,
     errors: dict[str, Any] = {}
 
     async def on_connect_error(data: Any = None) -> None:
-        errors[namespace] = data
+        # python-socketio reports a failed Engine.IO handshake here too: only a CONNECT_ERROR
+        # packet (the Engine.IO session is up) is the server refusing the namespace.
+        if client.eio.state == "connected":
+            errors[namespace] = data
 
     client.on("connect_error", on_connect_error, namespace=namespace)
     started = time.monotonic()
@@ -112,11 +117,8 @@ async def try_connect(url: str, namespace: str = "/", *, auth: Any = None,
 
 
 async def drop_transport(client: socketio.AsyncClient) -> None:
-    """Cut the client's transport without a Socket.IO or Engine.IO goodbye (a network drop)."""
-    if client.transport() == "websocket" and client.eio.ws is not None:
-        await client.eio.ws.close()
-    elif client.eio.http is not None:
-        await client.eio.http.close()
+    """Cut a WebSocket client's transport without a Socket.IO or Engine.IO goodbye."""
+    await client.eio.ws.close()
 
 
 def percentile(values: list[float], pct: float) -> float:

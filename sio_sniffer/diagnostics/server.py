@@ -58,11 +58,11 @@ SERVICE_NAME = "sio-sniffer-diagnostic"  # never "claude"/"mpm": claude-mpm woul
 CLAUDE_MPM_PING_INTERVAL = 30.0
 CLAUDE_MPM_PING_TIMEOUT = 60.0
 HEARTBEAT_EVERY = 180.0
-# The fault ``ping_times_out``: the server advertises pingInterval 200 ms + pingTimeout 100 ms
-# but pings every 500 ms (python-engineio advertises interval + grace, and a negative grace
+# The fault ``ping_times_out``: the server advertises pingInterval 1000 ms + pingTimeout 200 ms
+# but pings every 1500 ms (python-engineio advertises interval + grace, and a negative grace
 # makes the promise shorter than the schedule), as a blocked loop or a buffering hop would. A
-# client expects the next ping within 300 ms and gives up ("ping timeout") well before 500 ms.
-TIMING_OUT_PING: tuple[tuple[float, float], float] = ((0.5, -0.3), 0.1)
+# client expects a ping within 1.2 s and gives up ("ping timeout") before the first one comes.
+TIMING_OUT_PING: tuple[tuple[float, float], float] = ((1.5, -0.5), 0.2)
 
 # The dashboard's event names by hook subtype, then by event type; the rest go as claude_event.
 _NAME_BY_SUBTYPE = {
@@ -118,11 +118,11 @@ class Faults:
       Without auth the connect works.
     - ``drop_hook_events``: hook events (POST or emitted) are accepted (204 / ack) and relayed
       to nobody.
-    - ``polling_only``: Engine.IO transports ``["polling"]``: no upgrade offered, WebSocket
-      requests refused with 400.
-    - ``ping_times_out``: advertise pingInterval 200 ms + pingTimeout 100 ms but ping every
-      500 ms (``TIMING_OUT_PING``): clients drop the connection with a ping timeout about 0.3 s
-      after their first ping.
+    - ``polling_only``: Engine.IO transports ``["polling"]`` and no upgrades: the handshake
+      offers none, WebSocket requests are refused with 400.
+    - ``ping_times_out``: advertise pingInterval 1000 ms + pingTimeout 200 ms but ping every
+      1500 ms (``TIMING_OUT_PING``): clients drop the connection with a ping timeout about 1.2 s
+      after connecting.
     - ``hook_status``: answer hook POSTs with this status (e.g. 500) and relay nothing.
     - ``slow_ingest_ms``: wait this long before handling a hook POST (the bash fast-hook gives up
       after 300 ms, the Python hook after 2 s).
@@ -208,7 +208,8 @@ class DiagnosticServer:
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp", cors_allowed_origins="*", ping_interval=ping_interval,
             ping_timeout=ping_timeout,
-            transports=["polling"] if self.faults.polling_only else ["polling", "websocket"])
+            transports=["polling"] if self.faults.polling_only else ["polling", "websocket"],
+            allow_upgrades=not self.faults.polling_only)
         self.namespaces: tuple[str, ...] = (
             ("/",) if layout == "claude-mpm" or self.faults.reject_namespaces else SEED_NAMESPACES)
         for namespace in self.namespaces:
