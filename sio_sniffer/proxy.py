@@ -110,6 +110,7 @@ class Sniffer:
                             ssl_listen=config.ssl_listen)
         self._pending: list[TapEvent] = []
         self._scheduled = False
+        self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._flushers: list[Callable[[], None]] = [
@@ -137,6 +138,10 @@ class Sniffer:
         self._ticker = asyncio.create_task(self._tick_loop())
 
     async def stop(self) -> None:
+        """Close the listeners and connections, then let analysis and sinks finish. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self._relay.stop()
         if self._ticker is not None:
             self._ticker.cancel()

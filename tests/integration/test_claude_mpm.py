@@ -1,0 +1,160 @@
+"""The sniffer in front of the REAL claude-mpm monitor server (PyPI claude-mpm on Python 3.13).
+
+The monitor runs in its own Python 3.13 virtual environment (claude-mpm 6.x needs it); `.ci/run`
+builds it, and the fixture builds it on first use when it is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from sio_sniffer.analysis import AnalysisConfig, load_profile
+from sio_sniffer.model import Record
+from sio_sniffer.proxy import ProxyConfig, Sniffer
+from tests.conftest import free_port
+
+VENV = Path(os.environ.get("SIO_SNIFFER_MPM_VENV",
+                           Path.home() / ".cache" / "sio-sniffer" / "mpm-venv"))
+SERVER_SCRIPT = """
+import sys, time
+from claude_mpm.services.monitor.server import UnifiedMonitorServer
+server = UnifiedMonitorServer(host="127.0.0.1", port=int(sys.argv[1]))
+print("ready" if server.start() else "failed", flush=True)
+sys.stdin.read()  # runs until the test closes our stdin (or kills us)
+"""
+HOOK = {"hook_event_name": "PreToolUse", "session_id": "sess-42", "cwd": "/tmp/project",
+        "tool_name": "Bash", "tool_input": {"command": "ls -la"}}
+
+
+def _ensure_venv() -> Path:
+    """The claude-mpm venv (Python 3.13), built once and reused."""
+    python = VENV / "bin" / "python"
+    if not (VENV / "bin" / "claude-hook").exists():
+        env = dict(os.environ, PYENV_VERSION="3.13.0")
+        subprocess.run(["python3.13", "-m", "venv", str(VENV)], check=True, env=env)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "claude-mpm"], check=True)
+    return python
+
+
+@pytest.fixture(scope="module")
+def mpm_port() -> Iterator[int]:
+    python = _ensure_venv()
+    port = free_port()
+    proc = subprocess.Popen([str(python), "-c", SERVER_SCRIPT, str(port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        yield port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+async def sniffer(mpm_port: int) -> AsyncIterator[tuple[Sniffer, list[Record]]]:
+    records: list[Record] = []
+    config = ProxyConfig(listen=[("127.0.0.1", 0)], upstream=f"http://127.0.0.1:{mpm_port}",
+                         analysis=AnalysisConfig(profile=load_profile("claude-mpm"),
+                                                 deadline=1.0, connect_deadline=1.0))
+    sn = Sniffer(config, sinks=[records.append])
+    await sn.start()
+    yield sn, records
+    await sn.stop()
+
+
+async def _dashboard(url: str) -> tuple[socketio.AsyncClient, asyncio.Queue[tuple[str, Any]]]:
+    client = socketio.AsyncClient(reconnection=False)
+    got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    @client.on("*")
+    async def any_event(event: str, data: Any = None) -> None:
+        await got.put((event, data))
+
+    await client.connect(url, transports=["polling", "websocket"])
+    return client, got
+
+
+async def _wait_for(got: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
+    while True:
+        event, data = await asyncio.wait_for(got.get(), 10)
+        if event == name:
+            return data
+
+
+def _flags(records: list[Record], kind: str | None = None) -> list[Record]:
+    return [r for r in records if r.event == "flag" and (kind is None or r.get("flag") == kind)]
+
+
+async def test_real_claude_hook_reaches_the_dashboard_through_the_sniffer(
+        sniffer: tuple[Sniffer, list[Record]]) -> None:
+    """The real `claude-hook` command, pointed at the sniffer, is logged as an ingest POST and
+    its event reaches a dashboard client; the in->out correlation closes, so nothing is lost."""
+    sn, records = sniffer
+    client, got = await _dashboard(sn.url)
+    port = sn.bound[0][1]
+    env = dict(os.environ, CLAUDE_MPM_SERVER_PORT=str(port), CLAUDE_MPM_SERVER_HOST="127.0.0.1")
+    proc = await asyncio.create_subprocess_exec(
+        str(VENV / "bin" / "claude-hook"), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(HOOK).encode()), 60)
+    assert json.loads(out)["continue"] is True
+    tool = await _wait_for(got, "tool_event")
+    assert tool["subtype"] == "pre_tool" and tool["session_id"] == "sess-42"
+    await client.disconnect()
+    await sn.stop()  # the analysis' finish decides every open expectation
+    posts = [r for r in records if r.event == "http.request" and r.get("path") == "/api/events"]
+    assert posts and posts[0].args["data"]["session_id"] == "sess-42"
+    outs = [r for r in records if r.event == "sio.event" and r.dir == "out"
+            and r.name == "tool_event"]
+    assert outs and outs[0].args[0]["data"]["tool_name"] == "Bash"
+    assert not _flags(records, "lost"), _flags(records)
+    assert not _flags(records, "ingest_rejected")
+
+
+async def test_auth_payload_is_never_answered_and_flagged(
+        sniffer: tuple[Sniffer, list[Record]]) -> None:
+    """claude-mpm's real bug: a CONNECT with an auth payload is never answered; the sniffer
+    flags it as connect_unanswered with the fix."""
+    sn, records = sniffer
+    client = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(sn.url, auth={"token": "dev-token"}, transports=["websocket"],
+                             wait_timeout=2)
+    flags: list[Record] = []
+    for _ in range(40):
+        flags = _flags(records, "connect_unanswered")
+        if flags:
+            break
+        await asyncio.sleep(0.1)
+    assert flags and flags[0].nsp == "/"
+    assert "auth" in (flags[0].get("cause") + flags[0].get("hint")).lower()
+    connects = [r for r in records if r.event == "sio.connect"]
+    assert connects and connects[0].get("auth", "").startswith("sha256:")
+
+
+async def test_hook_namespace_is_refused_by_the_real_server(
+        sniffer: tuple[Sniffer, list[Record]]) -> None:
+    """The real server registers only "/": a client on /hook gets CONNECT_ERROR, flagged."""
+    sn, records = sniffer
+    client = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(sn.url, namespaces=["/hook"], transports=["websocket"],
+                             wait_timeout=3)
+    errors = [r for r in records if r.event == "sio.connect_error" and r.nsp == "/hook"]
+    assert errors and errors[0].get("message")
+    async with aiohttp.ClientSession() as http, http.get(sn.url + "/health") as resp:
+        health = await resp.json()
+    assert health["service"] == "claude-mpm-monitor"
+
