@@ -152,7 +152,9 @@ async def run_socketio(url: str, events: int, continuous: float | None, interval
                 await asyncio.sleep(interval)
     finally:
         report.reconnects = max(0, connects - 1)
+        seen = len(report.disconnects)
         await close_client(client)
+        del report.disconnects[seen:]  # our own goodbye is not a lost connection
     return report
 
 
