@@ -277,12 +277,14 @@ class _Link:
         if peer.got_eof:
             peer.transport.close()
             return False
-        if peer.transport.can_write_eof():
-            peer.transport.write_eof()
-            return True
-        # TLS cannot half-close: ending the other leg (after its pending writes) is the best left
-        peer.transport.close()
-        return False
+        if not peer.transport.can_write_eof():
+            # TLS cannot half-close: ending the other leg (after its pending writes) is all
+            # that is left
+            peer.transport.close()
+            return False
+        peer.transport.write_eof()
+        # a TLS transport closes itself after EOF whatever we answer (asyncio warns if we ask)
+        return side.transport is not None and side.transport.get_extra_info("sslcontext") is None
 
     def lost(self, side: _Side, exc: Exception | None) -> None:
         if side.closed:

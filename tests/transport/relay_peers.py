@@ -7,10 +7,12 @@ halves) so a transcript from any client against any server can be compared with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -99,7 +101,9 @@ async def node_server(**options: Any) -> AsyncIterator[tuple[str, NodeProcess]]:
 
 
 @asynccontextmanager
-async def py_server() -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
+async def py_server(
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
     """The Python twin of peer_server.js on a free port: yields its URL and the server.
 
     aiohttp cancels a handler whose client went away (``handler_cancellation``), so a long-poll
@@ -111,11 +115,11 @@ async def py_server() -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
     setup_py_server(sio)
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield f"http://127.0.0.1:{port}", sio
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}", sio
     finally:
         await runner.cleanup()
 
@@ -209,11 +213,9 @@ async def _py_steps(client: socketio.AsyncClient, url: str, transports: list[str
     error: asyncio.Future[Any] = loop.create_future()
     refused.on("connect_error", lambda data: error.done() or error.set_result(data),
                namespace="/admin")
-    try:
+    with contextlib.suppress(socketio.exceptions.ConnectionError):
         await refused.connect(url, namespaces=["/admin"], auth={"token": "bad"},
                               transports=transports, wait_timeout=10)
-    except socketio.exceptions.ConnectionError:
-        pass
     data = await error
     transcript["connect_error /admin"] = data.get("message") if isinstance(data, dict) else data
     await refused.disconnect()
