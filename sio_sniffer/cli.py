@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("sio_sniffer.diagnostics.server", "run the diagnostic Socket.IO server"),
     "hook-test": ("sio_sniffer.diagnostics.hook", "simulate the claude-mpm hook handler"),
     "auth-test": ("sio_sniffer.diagnostics.auth", "connection and authentication tests"),
+    "dashboard-test": ("sio_sniffer.dashboard_test", "test every namespace from a real browser"),
     "decode": ("sio_sniffer.decode_cmd", "decode Engine.IO/Socket.IO frames or polling bodies"),
     "replay": ("sio_sniffer.replay", "re-drive a captured session against a server"),
     "report": ("sio_sniffer.report", "analyse capture or HAR files: text, JSON or HTML"),

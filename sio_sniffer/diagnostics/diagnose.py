@@ -28,6 +28,7 @@ import aiohttp
 import orjson
 
 from sio_sniffer.codec.engineio import EioPacket, EioType, decode_polling_payload
+from sio_sniffer.dashboard_test import browser_check
 from sio_sniffer.diagnostics import verdict as v
 from sio_sniffer.diagnostics.auth import (
     INVALID_TOKEN,
@@ -338,7 +339,7 @@ Step = Callable[[Context], Awaitable["Check | list[Check]"]]
 
 async def diagnose(target: str, *, namespaces: tuple[str, ...] = (), token: str = DEFAULT_TOKEN,
                    events: int = 20, timeout: float = 3.0, sniff: bool = True,
-                   on_check: Callable[[Check], None] | None = None
+                   browser: bool = False, on_check: Callable[[Check], None] | None = None
                    ) -> tuple[list[Check], list[dict[str, Any]], str | None]:
     """Run every check; returns (checks, sniffer flags as dicts, sniffer URL or None)."""
     observer = Observer(target) if sniff else None
@@ -381,6 +382,9 @@ async def diagnose(target: str, *, namespaces: tuple[str, ...] = (), token: str 
                 skip(["timing"], "no hook event reached the dashboard")
             add(await check_heartbeat(ctx))
             add(await check_reconnection(ctx))
+        if browser:
+            add(await browser_check(ctx.url, ("/", *ctx.namespaces), ctx.dashboard_auth,
+                                    ctx.events, ctx.timeout))
     finally:
         if observer is not None:
             await observer.stop()
@@ -405,6 +409,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direct", action="store_true",
                         help="talk to the server directly instead of through a sniffer")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--browser", action="store_true",
+                        help="also count the hook events a real (headless Chromium) browser "
+                             "receives on the dashboard test page")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -425,7 +432,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         checks, flags, sniffer = asyncio.run(diagnose(
             target, namespaces=tuple(args.nsp), token=token, events=args.events,
-            timeout=args.timeout, sniff=not args.direct, on_check=printer))
+            timeout=args.timeout, sniff=not args.direct, browser=args.browser,
+            on_check=printer))
     except OSError as exc:
         print(f"sio-sniffer diagnose: could not run: {exc}", file=sys.stderr)
         return 2
