@@ -21,6 +21,7 @@ from sio_sniffer.diagnostics.clients import (
     drop_transport,
     hook_debug,
     new_client,
+    split_namespaces,
     try_connect,
 )
 from sio_sniffer.diagnostics.server import DEFAULT_TOKEN, TOKEN_ENV
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when every test passed, 1 otherwise."""
     token = args.token or os.environ.get(TOKEN_ENV) or DEFAULT_TOKEN
     url = args.url.rstrip("/")
-    checks = asyncio.run(auth_suite(url, token, tuple(args.nsp), args.timeout))
+    checks = asyncio.run(auth_suite(url, token, split_namespaces(args.nsp), args.timeout))
     code = 1 if any(c.status == v.FAIL for c in checks) else 0
     if args.json:
         print(json.dumps({"url": url, "exit_code": code,

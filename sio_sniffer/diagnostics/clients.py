@@ -160,3 +160,9 @@ def find_probe(value: Any, nonce: str) -> int | None:
 
 def new_nonce() -> str:
     return secrets.token_hex(4)
+
+
+def split_namespaces(values: list[str]) -> tuple[str, ...]:
+    """``--nsp /hook /system`` and ``--nsp /hook,/system`` mean the same: a comma can never be
+    part of a namespace (it ends the namespace in the Socket.IO encoding)."""
+    return tuple(n.strip() for value in values for n in value.split(",") if n.strip())

@@ -45,6 +45,7 @@ from sio_sniffer.diagnostics.clients import (
     new_client,
     new_nonce,
     percentile,
+    split_namespaces,
 )
 from sio_sniffer.diagnostics.observe import Observer
 from sio_sniffer.diagnostics.server import (
@@ -431,7 +432,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sio-sniffer diagnose {target}", flush=True)
     try:
         checks, flags, sniffer = asyncio.run(diagnose(
-            target, namespaces=tuple(args.nsp), token=token, events=args.events,
+            target, namespaces=split_namespaces(args.nsp), token=token, events=args.events,
             timeout=args.timeout, sniff=not args.direct, browser=args.browser,
             on_check=printer))
     except OSError as exc:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,49 @@ async def test_hook_namespace_is_refused_by_the_real_server(
         health = await resp.json()
     assert health["service"] == "claude-mpm-monitor"
 
+
+
+async def _cli(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sio_sniffer", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_diagnose_tells_the_truth_about_the_real_monitor(mpm_port: int) -> None:
+    """diagnose on the real monitor: "/" works, /hook is refused (namespace missing), auth
+    CONNECTs are never answered, hook events arrive; exit code 1 (problems found)."""
+    code, out = await _cli("diagnose", f"http://127.0.0.1:{mpm_port}", "--nsp", "/hook",
+                           "--events", "5", "--json")
+    report = json.loads(out)
+    assert code == 1 and report["exit_code"] == 1
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["namespace /"]["status"] == "pass"
+    assert checks["namespace /hook"]["code"] == "namespace_missing"
+    assert checks["auth: valid"]["code"] == "auth_connect_unanswered"
+    assert "auth" in checks["auth: valid"]["fix"]
+    assert checks["hook event"]["status"] == "pass"
+    assert {f["flag"] for f in report["flags"]} >= {"connect_unanswered"}
+
+
+async def test_hook_test_events_arrive_at_a_dashboard(
+        sniffer: tuple[Sniffer, list[Record]]) -> None:
+    """hook-test --mode http through the sniffer: every simulated hook POST reaches a
+    dashboard client connected to the real monitor."""
+    sn, records = sniffer
+    client, got = await _dashboard(sn.url)
+    code, out = await _cli("hook-test", sn.url, "--mode", "http", "--events", "3")
+    assert code == 0, out
+    seqs = set()
+    while len(seqs) < 3:  # hook-test cycles subtypes, so the relayed names vary
+        _, data = await asyncio.wait_for(got.get(), 10)
+        inner = data.get("data") if isinstance(data, dict) else None
+        if isinstance(inner, dict) and "probe" in inner:
+            seqs.add(inner["seq"])
+    await client.disconnect()
+    await sn.stop()
+    posts = [r for r in records if r.event == "http.request" and r.get("path") == "/api/events"]
+    assert len(posts) == 3
+    assert not _flags(records, "lost")
