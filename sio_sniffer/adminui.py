@@ -38,8 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from sio_sniffer import model
-from sio_sniffer.model import Record
-from sio_sniffer.pipeline import fingerprint
+from sio_sniffer.model import Record, fingerprint
 from sio_sniffer.transport.events import ConnClose, ConnOpen, HttpRequest, TapEvent, WsOpen
 
 if TYPE_CHECKING:
@@ -715,8 +714,10 @@ def from_args(args: argparse.Namespace, server_id: str | None = None) -> AdminUI
     """The bridge the command line asked for, or ``None`` (raises AdminUIError when wrong)."""
     address = getattr(args, "admin_ui", None)
     if address is None:
-        if getattr(args, "admin_ui_static", None) or getattr(args, "admin_ui_user", None):
-            raise AdminUIError("--admin-ui-static/--admin-ui-user need --admin-ui [HOST:]PORT")
+        if any(getattr(args, name, None) for name in ("admin_ui_static", "admin_ui_user",
+                                                      "admin_ui_password")):
+            raise AdminUIError("--admin-ui-static, --admin-ui-user and --admin-ui-password "
+                               "need --admin-ui [HOST:]PORT")
         return None
     host, port = address
     return AdminUIBridge(host, port, username=args.admin_ui_user,
