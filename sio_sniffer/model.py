@@ -7,10 +7,14 @@ form is flat: the common fields below, then the kind-specific ``extra`` fields a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 FORMAT_VERSION = 1
 
@@ -82,3 +86,25 @@ _COMMON = ("conn", "eio_sid", "transport", "dir", "nsp", "sio_sid", "name", "ack
 def iso_ts(ts: float) -> str:
     """UTC ISO-8601 with microseconds and a ``Z``: sortable as text, readable by people."""
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return repr(value)
+
+
+def fingerprint(value: Any) -> str:
+    """A short, stable stand-in for a secret (``sha256:`` + 8 hex chars): equal secrets give
+    equal fingerprints, so a user can tell that a client's and a server's tokens differ without
+    either token ever being written down. Bytes and text are hashed as they are, anything else
+    as canonical JSON."""
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode()
+    else:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_canonical)
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:8]

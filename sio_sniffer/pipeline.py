@@ -10,7 +10,6 @@ yields the same Records as the live run did.
 from __future__ import annotations
 
 import base64
-import hashlib
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from sio_sniffer import model
 from sio_sniffer.codec.engineio import EioType
 from sio_sniffer.codec.socketio import SioPacket, SioType
 from sio_sniffer.codec.stream import EioItem, ErrorItem, SessionDecoder, SioItem
-from sio_sniffer.model import Record
+from sio_sniffer.model import Record, fingerprint
 from sio_sniffer.transport.events import (
     ConnClose,
     ConnOpen,
@@ -50,17 +49,6 @@ MAX_ERROR_RAW = 512
 # Sessions whose close was never seen (a client that vanished) are forgotten oldest-first.
 MAX_SESSIONS = 50_000
 MAX_CONNS = 50_000
-
-
-def fingerprint(value: Any) -> str:
-    """A short, stable stand-in for a secret: equal secrets give equal fingerprints."""
-    if isinstance(value, bytes):
-        data = value
-    elif isinstance(value, str):
-        data = value.encode()
-    else:
-        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=repr)
-    return "sha256:" + hashlib.sha256(data).hexdigest()[:8]
 
 
 @dataclass(frozen=True, slots=True)

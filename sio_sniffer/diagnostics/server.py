@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import html
 import os
 import signal
@@ -35,12 +34,11 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 import socketio
 from aiohttp import web
 
 from sio_sniffer import model
-from sio_sniffer.model import Record
+from sio_sniffer.model import Record, fingerprint
 from sio_sniffer.sinks.jsonlog import JsonLogSink, stdout_binary
 
 Sink = Callable[[Record], None]
@@ -94,13 +92,6 @@ def event_name_for(event_type: Any, subtype: Any) -> str:
 def room_for(namespace: str) -> str:
     """The room every client of ``namespace`` joins in the namespaces layout."""
     return f"{namespace.strip('/') or 'root'}_room"
-
-
-def fingerprint(value: Any) -> str:
-    """A secret as ``sha256:`` + 8 hex chars; the same value as the proxy's log gives for it."""
-    data = value.encode() if isinstance(value, str) else orjson.dumps(
-        value, option=orjson.OPT_SORT_KEYS, default=repr)
-    return "sha256:" + hashlib.sha256(data).hexdigest()[:8]
 
 
 def _now_iso() -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import heapq
 import os
 import re
@@ -45,7 +44,7 @@ import orjson
 import structlog
 
 from sio_sniffer import __version__
-from sio_sniffer.model import Record, iso_ts
+from sio_sniffer.model import Record, fingerprint, iso_ts
 from sio_sniffer.transport.events import (
     ConnClose,
     ConnOpen,
@@ -81,17 +80,6 @@ _TAGS: dict[type[Any], str] = {
 _CLASSES = {tag: cls for cls, tag in _TAGS.items()}
 _BYTES_FIELDS = frozenset({"body", "payload", "raw"})
 _HEADER_FIELDS = frozenset({"headers", "response_headers"})
-
-
-def fingerprint(value: Any) -> str:
-    """``sha256:`` + 8 hex chars of a value (bytes/str as is, anything else as canonical JSON)."""
-    if isinstance(value, bytes):
-        data = value
-    elif isinstance(value, str):
-        data = value.encode()
-    else:
-        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_json_default)
-    return "sha256:" + hashlib.sha256(data).hexdigest()[:8]
 
 
 # Redaction of Socket.IO CONNECT auth inside raw Engine.IO bytes.
