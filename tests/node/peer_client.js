@@ -1,5 +1,5 @@
 // A Node socket.io-client for the relay tests. Options come as one JSON argument:
-// {url, transports, scenario: "full" | "burst", n, perMessageDeflate}. Prints JSON lines:
+// {url, transports, scenario: "full" | "burst", n, pace, perMessageDeflate}. Prints JSON lines:
 // "full": {"event":"transcript","transcript":{...},"received":[frames],"sent":[frames]}
 // "burst": {"event":"burst_done","count":N}, then {"event":"pings","count":K} after K more pings,
 // and {"event":"disconnect","reason"} whenever the connection drops.
@@ -101,7 +101,7 @@ async function burst() {
   let count = 0;
   socket.on("tick", (i) => { if (i === count) count += 1; });
   const done = once(socket, "burst_done");
-  socket.emit("burst", opts.n);
+  socket.emit("burst", opts.n, opts.pace);
   await done;
   out({ event: "burst_done", count });
   let pings = 0;

@@ -37,14 +37,16 @@ function setup(nsp) {
     socket.on("ask", (question) => {
       socket.emit("question", question, (answer) => socket.emit("answer_was", answer));
     });
-    // all n events at once, or paced as `batch` events every `everyMs` ms
+    // all n events in one go, or `batch` events every `everyMs` ms (0: as soon as timers, such
+    // as the heartbeat's, have had their turn)
     socket.on("burst", (n, pace) => {
       const batch = pace ? pace.batch : n;
       let i = 0;
       const next = () => {
         for (const end = Math.min(n, i + batch); i < end; i++) socket.emit("tick", i);
-        if (i < n) setTimeout(next, pace.everyMs);
-        else socket.emit("burst_done", n);
+        if (i >= n) socket.emit("burst_done", n);
+        else if (pace.everyMs) setTimeout(next, pace.everyMs);
+        else setImmediate(next);
       };
       next();
     });
