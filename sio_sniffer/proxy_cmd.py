@@ -11,7 +11,7 @@ import sys
 import time
 from typing import IO, Any
 
-from sio_sniffer import model
+from sio_sniffer import adminui, model
 from sio_sniffer.analysis import AnalysisConfig, ConfigError, load_profile, load_rules
 from sio_sniffer.model import Record
 from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, Sniffer, default_listen
@@ -80,6 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="store auth tokens and cookies in the capture as they are")
     p.add_argument("--tls-cert", metavar="PEM", help="serve TLS to clients with this certificate")
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    adminui.add_arguments(p)
 
 
 def build_config(args: argparse.Namespace) -> ProxyConfig:
@@ -136,15 +137,32 @@ async def serve(args: argparse.Namespace) -> int:
                                 on_problem=lambda m: print(f"sio-sniffer: {m}", file=sys.stderr))
         sinks.append(capture)
         tap_sinks.append(capture.tap)
+    try:
+        admin = adminui.from_args(args, server_id=config.upstream)
+        if admin is not None:
+            sinks.append(admin.record)
+            tap_sinks.append(admin.tap)
+            await admin.start()
+    except adminui.AdminUIError as exc:
+        print(f"sio-sniffer: {exc}", file=sys.stderr)
+        return 2
     sniffer = Sniffer(config, sinks=sinks, tap_sinks=tap_sinks)
+    if admin is not None:
+        admin.watch_rooms(sniffer.rooms)
     try:
         await sniffer.start()
     except PortInUseError as exc:
         print(f"sio-sniffer: {exc}", file=sys.stderr)
+        if admin is not None:
+            await admin.stop()
         return 2
     listening = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sniffer.bound)
     print(f"sio-sniffer: listening on {listening}, upstream {config.upstream} "
           "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)", file=sys.stderr)
+    if admin is not None:
+        page = f"{admin.url}/" if admin.static_dir else "https://admin.socket.io"
+        print(f"sio-sniffer: Admin UI server {admin.url} (open {page})", file=sys.stderr,
+              flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -154,6 +172,8 @@ async def serve(args: argparse.Namespace) -> int:
     await stop.wait()
     # Stopping runs the analysis' finish: its rooms and summary records end the log and capture.
     await sniffer.stop()
+    if admin is not None:
+        await admin.stop()
     log.close(time.time())
     if capture is not None:
         capture.close()
