@@ -37,6 +37,7 @@ class Emission:
     name: str | None
     args: Any
     recipient: str | None
+    pairs: frozenset[tuple[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -239,7 +240,9 @@ class Analyzer:
                 return key[0] in self.pending_connects
             if kind == "ack":
                 return key[0] in self.pending_acks
-            if kind in ("ping", "pong", "upgrade"):
+            if kind in ("ping", "pong"):
+                return key in self.sessions.open
+            if kind == "upgrade":
                 return key[0] in self.sessions.open
             return True
 
@@ -388,11 +391,21 @@ class Analyzer:
 
     # -- heartbeats ------------------------------------------------------------------------
 
-    def _schedule_ping_check(self, session: Session, ts: float) -> None:
+    def _ping_limit(self, session: Session) -> float | None:
+        """How long after a ping the next one is overdue, or None if the interval is unknown."""
         interval = session.ping_interval or session.ping_gap
-        if interval > 0:
-            due = ts + interval + session.ping_timeout + self.config.ping_grace
-            self._schedule(due, "ping", (session.eio_sid, ts))
+        if interval <= 0:
+            return None
+        return interval + session.ping_timeout + self.config.ping_grace
+
+    def _pong_limit(self, session: Session) -> float:
+        return (session.ping_timeout or session.ping_gap or 0.0) + self.config.ping_grace
+
+    def _schedule_ping_check(self, session: Session, ts: float) -> None:
+        limit = self._ping_limit(session)
+        if limit is not None and not session.ping_check_due:
+            session.ping_check_due = True
+            self._schedule(ts + limit, "ping", session.eio_sid)
 
     def _eio_ping(self, record: Record) -> None:
         session = self._session(record)
@@ -402,9 +415,9 @@ class Analyzer:
             session.ping_gap = record.ts - session.last_ping
         session.last_ping = record.ts
         session.awaiting_pong = True
-        timeout = session.ping_timeout or session.ping_gap or 0.0
-        self._schedule(record.ts + timeout + self.config.ping_grace, "pong",
-                       (session.eio_sid, record.ts))
+        if not session.pong_check_due:
+            session.pong_check_due = True
+            self._schedule(record.ts + self._pong_limit(session), "pong", session.eio_sid)
         self._schedule_ping_check(session, record.ts)
 
     def _eio_pong(self, record: Record) -> None:
@@ -414,19 +427,32 @@ class Analyzer:
         session.awaiting_pong = False
         session.last_pong = record.ts
 
-    def _pong_due(self, key: tuple[str, float], due: float) -> None:
-        session = self.sessions.get(key[0])
-        if (session is None or not session.awaiting_pong or session.last_ping != key[1]
-                or session.ping_flagged):
+    def _pong_due(self, sid: str, due: float) -> None:
+        session = self.sessions.get(sid)
+        if session is None:
+            return
+        session.pong_check_due = False
+        if not session.awaiting_pong or session.ping_flagged or session.last_ping is None:
+            return
+        overdue = session.last_ping + self._pong_limit(session)
+        if due < overdue:
+            session.pong_check_due = True
+            self._schedule(overdue, "pong", sid)
             return
         self._ping_flag(session, due, silent="answerer")
 
-    def _ping_due(self, key: tuple[str, float], due: float) -> None:
-        session = self.sessions.get(key[0])
-        if session is None or session.ping_flagged:
+    def _ping_due(self, sid: str, due: float) -> None:
+        session = self.sessions.get(sid)
+        if session is None:
+            return
+        session.ping_check_due = False
+        limit = self._ping_limit(session)
+        if session.ping_flagged or limit is None:
             return
         last = session.last_ping if session.last_ping is not None else session.opened
-        if last != key[1]:
+        if due < last + limit:
+            session.ping_check_due = True
+            self._schedule(last + limit, "ping", sid)
             return
         self._ping_flag(session, due, silent="pinger")
 
@@ -1046,8 +1072,11 @@ class Analyzer:
         candidates = [e for e in self.recent if exp.ts <= e.ts <= ts]
         expected_name = self._expected_name(exp)
         best: tuple[tuple[float, int, float], Emission, tuple[int, int]] | None = None
+        wanted = payload.pairs(exp.payload)
         for emission in candidates:
-            same, total = payload.similarity(exp.payload, emission.args)
+            if emission.pairs is None:
+                emission.pairs = payload.pairs(emission.args)
+            same, total = payload.similarity(wanted, emission.pairs)
             name_bonus = 1 if expected_name and emission.name == expected_name else 0
             score = (same / total if total else 0.0, name_bonus, -(emission.ts - exp.ts))
             if (same or name_bonus) and (best is None or score > best[0]):

@@ -106,6 +106,8 @@ class Correlator:
 
     def remove(self, exp: Expectation) -> None:
         self.open.pop(exp.id, None)
+        if exp.source == "http" and self.by_request.get((exp.conn, exp.seq)) == exp.id:
+            del self.by_request[(exp.conn, exp.seq)]
         for anchor in exp.anchors:
             ids = self.by_anchor.get(anchor)
             if ids is not None:
@@ -191,5 +193,5 @@ def rule_key(rule: Rule, value: Any, inbound: bool) -> tuple[str, ...] | None:
         found = (in_path if inbound else out_path).get(value)
         if found is MISSING:
             return None
-        parts.append(payload.fingerprint(found).decode(errors="replace"))
+        parts.append(payload.canonical(found).decode(errors="replace"))
     return tuple(parts)

@@ -13,6 +13,7 @@ hostile payload costs a fixed amount.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,13 +24,18 @@ MAX_DEPTH = 32
 Scalar = str | int | float
 
 
-def fingerprint(value: Any) -> bytes:
-    """Canonical bytes of a payload, equal for equal payloads whatever their key order."""
+def canonical(value: Any) -> bytes:
+    """Canonical JSON of a payload, equal for equal payloads whatever their key order."""
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
                             default=_bytes_default)
     except (TypeError, orjson.JSONEncodeError):
         return repr(value).encode()
+
+
+def fingerprint(value: Any) -> bytes:
+    """A 16-byte digest of :func:`canonical`: what tables keep (the JSON may be large)."""
+    return hashlib.blake2b(canonical(value), digest_size=16).digest()
 
 
 def _bytes_default(value: Any) -> Any:
@@ -160,7 +166,7 @@ def is_anchor(value: Any) -> bool:
     return isinstance(value, float)
 
 
-def anchors(value: Any, limit: int = 3) -> list[Scalar]:
+def anchors(value: Any, limit: int = 1) -> list[Scalar]:
     """The most distinctive scalars of a payload: longest strings first, then big numbers."""
     found: dict[Scalar, None] = {}
     for _, scalar in scalars(value):
@@ -176,12 +182,20 @@ def has_key(value: Any, key: str) -> bool:
     return any(isinstance(node, dict) and key in node for node in nodes(value))
 
 
+def pairs(value: Any) -> frozenset[tuple[str, Any]]:
+    """The ``(key, scalar)`` pairs of a payload as a set, for :func:`similarity`."""
+    return frozenset((k, _hashable(v)) for k, v in scalars(value))
+
+
 def similarity(needle: Any, hay: Any) -> tuple[int, int]:
-    """How many of ``needle``'s ``(key, scalar)`` pairs also occur in ``hay``, out of how many."""
-    wanted = {(k, _hashable(v)) for k, v in scalars(needle)}
+    """How many of ``needle``'s ``(key, scalar)`` pairs also occur in ``hay``, out of how many.
+
+    Either side may be given as :func:`pairs` already (a frozenset), to compute it once.
+    """
+    wanted = needle if isinstance(needle, frozenset) else pairs(needle)
     if not wanted:
         return 0, 0
-    present = {(k, _hashable(v)) for k, v in scalars(hay)}
+    present = hay if isinstance(hay, frozenset) else pairs(hay)
     return len(wanted & present), len(wanted)
 
 
@@ -212,7 +226,7 @@ def differences(needle: Any, hay: Any, limit: int = 4) -> list[str]:
     seen: set[str] = set()
     # Compare against the level of the ingested payload that the emit resembles most: the hook's
     # envelope keys (``event``, ``namespace``) are never expected to reappear.
-    level = max(chain, key=lambda d: _fraction(similarity(d, hay)))
+    level = max(chain, key=lambda d: _score(similarity(d, hay)))
     for key, value in scalars(level):
         if not key or key in seen:
             continue
@@ -230,8 +244,9 @@ def differences(needle: Any, hay: Any, limit: int = 4) -> list[str]:
     return out
 
 
-def _fraction(pair: tuple[int, int]) -> float:
-    return pair[0] / pair[1] if pair[1] else 0.0
+def _score(pair: tuple[int, int]) -> tuple[int, float]:
+    """Most fields in common first; among equals, the level with the fewest fields besides."""
+    return pair[0], pair[0] / pair[1] if pair[1] else 0.0
 
 
 def _short(value: Any) -> str:

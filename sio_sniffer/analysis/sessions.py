@@ -59,6 +59,8 @@ class Session:
     last_pong: float | None = None
     last_request: float | None = None  # last Engine.IO HTTP request seen (polling liveness)
     ping_flagged: bool = False
+    ping_check_due: bool = False  # one pending timer each, rescheduled instead of stacked
+    pong_check_due: bool = False
     closed: float | None = None
     close_reason: str | None = None
     role_rule: str | None = None
