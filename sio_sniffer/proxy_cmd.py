@@ -18,6 +18,7 @@ from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, Sniff
 from sio_sniffer.sinks.capture import CaptureWriter
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
 from sio_sniffer.transport.relay import PortInUseError
+from sio_sniffer.ui.address import parse_ui_address
 
 
 def parse_listen(value: str) -> list[tuple[str, int]]:
@@ -80,6 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="store auth tokens and cookies in the capture as they are")
     p.add_argument("--tls-cert", metavar="PEM", help="serve TLS to clients with this certificate")
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    p.add_argument("--ui", type=parse_ui_address, metavar="[HOST:]PORT",
+                   help="serve the live page here (host defaults to 127.0.0.1; any other host "
+                        "requires the token printed at start)")
     adminui.add_arguments(p)
 
 
@@ -137,6 +141,12 @@ async def serve(args: argparse.Namespace) -> int:
                                 on_problem=lambda m: print(f"sio-sniffer: {m}", file=sys.stderr))
         sinks.append(capture)
         tap_sinks.append(capture.tap)
+    ui: Any = None
+    if args.ui is not None:
+        from sio_sniffer.ui import LiveUI, UIError
+
+        ui = LiveUI(*args.ui, title=f"sio-sniffer: {config.upstream}")
+        sinks.append(ui.sink)
     try:
         admin = adminui.from_args(args, server_id=config.upstream)
         if admin is not None:
@@ -149,16 +159,27 @@ async def serve(args: argparse.Namespace) -> int:
     sniffer = Sniffer(config, sinks=sinks, tap_sinks=tap_sinks)
     if admin is not None:
         admin.watch_rooms(sniffer.rooms)
+    if ui is not None:
+        ui.use_analysis(sniffer.analyzer)
+        try:
+            await ui.start()
+        except UIError as exc:
+            print(f"sio-sniffer: {exc}", file=sys.stderr)
+            return 2
     try:
         await sniffer.start()
     except PortInUseError as exc:
         print(f"sio-sniffer: {exc}", file=sys.stderr)
+        if ui is not None:
+            await ui.stop()
         if admin is not None:
             await admin.stop()
         return 2
     listening = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sniffer.bound)
     print(f"sio-sniffer: listening on {listening}, upstream {config.upstream} "
           "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)", file=sys.stderr)
+    if ui is not None:
+        print(f"sio-sniffer: live page at {ui.url}", file=sys.stderr, flush=True)
     if admin is not None:
         page = f"{admin.url}/" if admin.static_dir else "https://admin.socket.io"
         print(f"sio-sniffer: Admin UI server {admin.url} (open {page})", file=sys.stderr,
@@ -174,6 +195,8 @@ async def serve(args: argparse.Namespace) -> int:
     await sniffer.stop()
     if admin is not None:
         await admin.stop()
+    if ui is not None:
+        await ui.stop()
     log.close(time.time())
     if capture is not None:
         capture.close()

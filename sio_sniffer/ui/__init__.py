@@ -1,0 +1,25 @@
+"""The live view: a web page of the traffic, fed by the same record stream as the log.
+
+``LiveUI(host, port, token=None)`` serves the page (``sio_sniffer/ui/static/``) and streams
+records to it over a WebSocket; its :meth:`~sio_sniffer.ui.server.LiveUI.sink` is a Sniffer
+sink. ``LiveUI`` is imported on first use so that the CLI can parse ``--ui`` without aiohttp.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sio_sniffer.ui.address import is_loopback, parse_ui_address
+
+if TYPE_CHECKING:
+    from sio_sniffer.ui.server import LiveUI, UIError
+
+__all__ = ["LiveUI", "UIError", "is_loopback", "parse_ui_address"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("LiveUI", "UIError"):
+        from sio_sniffer.ui import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
