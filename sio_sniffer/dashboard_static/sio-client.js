@@ -101,7 +101,7 @@
         if (!response.ok) throw new Error(`HTTP ${response.status}: ${text.slice(0, 200)}`);
       } catch (err) {
         this.polling = false;
-        if (!this.closed) this.emitLocal("error", `polling GET failed: ${err.message || err}`);
+        if (!this.closed) this.emitLocal("error", `transport error (polling GET failed: ${err.message || err})`);
         return;
       }
       this.polling = false;
@@ -123,7 +123,7 @@
         if (!response.ok) throw new Error(`HTTP ${response.status}: ${text.slice(0, 200)}`);
       } catch (err) {
         this.writing = false;
-        if (!this.closed) this.emitLocal("error", `polling POST failed: ${err.message || err}`);
+        if (!this.closed) this.emitLocal("error", `transport error (polling POST failed: ${err.message || err})`);
         return;
       }
       this.writing = false;
@@ -176,10 +176,12 @@
     attach() {
       this.ws.onmessage = (ev) => this.emitLocal("packet", decodeEio(ev.data));
       this.ws.onclose = (ev) => {
-        if (!this.closed) this.emitLocal("error", `websocket closed (code ${ev.code}${ev.reason ? ", " + ev.reason : ""})`);
+        if (!this.closed) {
+          this.emitLocal("error", `transport close (websocket code ${ev.code}${ev.reason ? ", " + ev.reason : ""})`);
+        }
       };
       this.ws.onerror = () => {
-        if (!this.closed) this.emitLocal("error", "websocket error");
+        if (!this.closed) this.emitLocal("error", "transport error (websocket)");
       };
     }
 

@@ -26,7 +26,7 @@ const httpServer = createServer((req, res) => {
       io.of("/").emit("claude_event", body.data);
       res.writeHead(204).end();
     } else if (req.method === "POST" && req.url === "/drop") {
-      for (const client of io.engine.clients.values()) client.close();
+      for (const client of Object.values(io.engine.clients)) client.close();
       res.writeHead(204).end();
     } else {
       res.writeHead(404).end("not found");
