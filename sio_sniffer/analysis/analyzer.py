@@ -26,6 +26,7 @@ from sio_sniffer.analysis.sessions import NspState, Session, SessionTable
 from sio_sniffer.model import Record
 
 Emit = Callable[[Record], None]
+NAMESPACE_LOOKBACK = 60.0
 
 
 @dataclass(slots=True)
@@ -329,10 +330,17 @@ class Analyzer:
 
     def _close_session(self, session: Session, ts: float, reason: str,
                        where: Record | None) -> None:
-        if session.awaiting_pong and session.last_ping is not None and not session.ping_flagged:
-            timeout = session.ping_timeout or self.config.ping_grace
-            if ts - session.last_ping >= timeout:
-                self._ping_flag(session, ts, silent="answerer")
+        # A peer that gives up on heartbeats closes the session right at the limit, often
+        # before our own (graced) timers fire: judge the heartbeat at close time too.
+        if not session.ping_flagged and session.ping_interval > 0:
+            if session.awaiting_pong and session.last_ping is not None:
+                timeout = session.ping_timeout or self.config.ping_grace
+                if ts - session.last_ping >= timeout:
+                    self._ping_flag(session, ts, silent="answerer")
+            else:
+                last = session.last_ping if session.last_ping is not None else session.opened
+                if ts - last >= 0.95 * (session.ping_interval + session.ping_timeout):
+                    self._ping_flag(session, ts, silent="pinger")
         self.sessions.close(session, ts, reason)
 
     def _ws_open(self, record: Record) -> None:
@@ -645,11 +653,18 @@ class Analyzer:
                     session.nsps[record.nsp] = NspState(since=record.ts, state="connected")
         self._check_listened(record, session)
         key = (record.nsp, record.name, payload.fingerprint(record.args))
+        repeat = True
+        if session is not None:
+            stream = (record.nsp, record.name)
+            repeat = session.last_keys.get(stream) == key
+            session.last_keys[stream] = key
+            if len(session.last_keys) > 32:
+                del session.last_keys[next(iter(session.last_keys))]
         group = self.groups.get(key)
         if group is not None and recipient is not None:
             previous = group.recipients.get(recipient)
             if previous is not None:
-                if record.ts - previous <= self.config.duplicate_window:
+                if repeat and record.ts - previous <= self.config.duplicate_window:
                     if recipient not in group.duplicates:
                         group.duplicates.add(recipient)
                         self._duplicate(record, group, session, recipient, previous)
@@ -1026,6 +1041,8 @@ class Analyzer:
                     "instead (python-socketio: emit without to=sid; JS: io.emit / "
                     "socket.broadcast.emit)")
         window_start = exp.ts - self.config.deadline
+        # A client refused on another namespace usually gives up for good: look further back.
+        namespace_start = exp.ts - NAMESPACE_LOOKBACK
         flapped = [s for s in self.sessions.closed.values()
                    if s.closed is not None and s.closed >= window_start
                    and s.eio_sid != exp.eio_sid and nsp in s.nsps]
@@ -1045,7 +1062,7 @@ class Analyzer:
         if not receivers:
             elsewhere = [(s, n, st) for s in others for n, st in s.nsps.items() if n != nsp]
             recent_refused = [(s, n, st) for s in self.sessions.closed.values()
-                              if s.closed is not None and s.closed >= window_start
+                              if s.closed is not None and s.closed >= namespace_start
                               for n, st in s.nsps.items() if n != nsp]
             tried = elsewhere or recent_refused
             if tried:

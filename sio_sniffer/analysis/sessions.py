@@ -63,6 +63,9 @@ class Session:
     pong_check_due: bool = False
     closed: float | None = None
     close_reason: str | None = None
+    # The last payload key delivered per (nsp, name): a repeat is a duplicate only when nothing
+    # else of that name came in between (a counter going 1, 2, 1 is not a duplicate).
+    last_keys: dict[tuple[str | None, str | None], Any] = field(default_factory=dict)
     role_rule: str | None = None
     role_checked: int = -1
 

@@ -476,3 +476,23 @@ def test_records_drive_deadlines_without_ticks() -> None:
     w.t += 3
     w.feed(model.CONN_OPEN, conn="x", extra={"peer": "127.0.0.1:1"})
     assert len(w.flags(F.LOST)) == 1
+
+
+def test_value_changing_back_is_not_a_duplicate() -> None:
+    """A counter going 1, 2, 1 within the window is three deliveries, not a duplicate."""
+    w = Wire()
+    w.client("A")
+    for count in (1, 2, 1):
+        w.out_event("A", "dashboard:client:count", [{"count": count}])
+        w.t += 0.05
+    assert w.flags(F.DUPLICATE) == []
+
+
+def test_server_silence_judged_when_the_client_gives_up() -> None:
+    """The client closes at interval + timeout without a ping: ping_timeout, side server."""
+    w = Wire()
+    w.client("A", ping_interval=1000, ping_timeout=200)
+    w.t += 1.2
+    w.close("A")
+    [flag] = w.flags(F.PING_TIMEOUT)
+    assert flag.get("side") == "server"
