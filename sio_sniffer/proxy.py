@@ -2,13 +2,17 @@
 
 The relay forwards first and hands copies of what passed to ``_tap``; those copies are queued and
 processed in a callback scheduled after the forwarding work of the same loop iteration, so
-decoding, analysis and logging never sit between a read and the matching write. A sink or
+decoding, analysis and logging never sit between a read and the matching write. The queue is
+worked off in slices of a few milliseconds: under a burst, forwarding gets the loop between
+slices and the records follow a little later (their timestamps are the tap's, so they do not
+change), instead of the whole burst waiting for its own decoding. A sink or
 consumer that raises is reported once and cut off; traffic is never touched by it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ssl
 import sys
@@ -30,6 +34,12 @@ __all__ = ["PortInUseError", "ProxyConfig", "Sniffer"]
 
 Sink = Callable[[Record], None]
 TapSink = Callable[[TapEvent], None]
+
+# How long one slice of decoding may hold the event loop before forwarding gets a turn, and how
+# many tap events may wait before decoding stops yielding: past that the traffic waits for the
+# decoder (memory stays bounded and nothing is dropped).
+DRAIN_SLICE = 0.005
+MAX_BACKLOG = 100_000
 
 DEFAULT_PORT = 8766
 DEFAULT_UPSTREAM = "http://127.0.0.1:8765"
@@ -108,7 +118,7 @@ class Sniffer:
             self._analysis_finish = _Guarded(self._analyzer.finish, "analysis finish", report)
         self._relay = Relay(config.upstream, config.listen, self._tap,
                             ssl_listen=config.ssl_listen)
-        self._pending: list[TapEvent] = []
+        self._pending: collections.deque[TapEvent] = collections.deque()
         self._scheduled = False
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,7 +157,7 @@ class Sniffer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        self._drain()
+        self._drain(everything=True)
         if self._analysis_finish is not None:
             self._analysis_finish(time.time())
         self._flush()
@@ -162,14 +172,24 @@ class Sniffer:
             self._scheduled = True
             self._loop.call_soon(self._drain)
 
-    def _drain(self) -> None:
+    def _drain(self, everything: bool = False) -> None:
         self._scheduled = False
-        batch, self._pending = self._pending, []
-        self.stats["tap_events"] += len(batch)
-        for event in batch:
+        pending = self._pending
+        clock = time.perf_counter
+        deadline = clock() + DRAIN_SLICE
+        done = 0
+        while pending:
+            event = pending.popleft()
             for tap_sink in self._tap_sinks:
                 tap_sink(event)
             self._feed(event)
+            done += 1
+            if not everything and clock() >= deadline and len(pending) < MAX_BACKLOG:
+                break
+        self.stats["tap_events"] += done
+        if pending and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._drain)
 
     def _record(self, record: Record) -> None:
         self.stats["records"] += 1
@@ -194,6 +214,8 @@ class Sniffer:
         while True:
             await asyncio.sleep(self.config.tick_interval)
             if self._analysis_tick is not None:
-                self._analysis_tick(time.time())
+                # The analysis clock must not run ahead of records still queued: a deadline
+                # would otherwise pass for an event whose answer is waiting to be decoded.
+                self._analysis_tick(self._pending[0].ts if self._pending else time.time())
             self._flush()
 
