@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import math
@@ -70,9 +71,15 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@functools.lru_cache(maxsize=4)
+def _iso_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 def _iso(ts: float) -> str:
-    """A JavaScript ``Date`` as JSON: UTC ISO-8601 with milliseconds."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    """A JavaScript ``Date`` as JSON: UTC ISO-8601 with milliseconds (the formatted second is
+    cached: events come many per second)."""
+    return f"{_iso_second(int(ts))}.{int(ts * 1000) % 1000:03d}Z"
 
 
 def _host(peer: str | None) -> str | None:
@@ -178,6 +185,7 @@ class AdminUIBridge:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, username: str | None = None,
                  password: str | None = None, static_path: str | os.PathLike[str] | None = None,
                  *, server_id: str | None = None, interval: float = 2.0, history: int = 200,
+                 silence_grace: float = 5.0,
                  max_queue: int = 10_000, max_clients: int = 10_000,
                  allowed_origins: Sequence[str] = (HOSTED_UI,),
                  report: Callable[[str], None] = _stderr) -> None:
@@ -191,6 +199,7 @@ class AdminUIBridge:
         self.hostname = socketlib.gethostname()
         self.server_id = server_id or f"{self.hostname} (sio-sniffer)"
         self.interval = interval
+        self.silence_grace = silence_grace
         self.max_queue = max_queue
         self.max_clients = max_clients
         self.allowed_origins = tuple(o.rstrip("/") for o in allowed_origins)
@@ -320,6 +329,8 @@ class AdminUIBridge:
             client.auth[nsp] = auth
         elif kind == model.SIO_CONNECT_OK and rec.sio_sid is not None:
             self._socket_connected(client, nsp, rec.sio_sid, rec.ts)
+        elif kind == model.SIO_CONNECT_ERROR:
+            client.auth.pop(nsp, None)
         elif kind == model.SIO_DISCONNECT:
             reason = ("client namespace disconnect" if rec.dir == "in"
                       else "server namespace disconnect")
@@ -338,7 +349,8 @@ class AdminUIBridge:
         timeout = rec.get("ping_timeout") or 20_000
         client = _Client(eio_sid=sid, opened=rec.ts, transport=rec.transport or "polling",
                          peer=rec.get("peer"), user_agent=rec.get("user_agent"),
-                         limit=(interval + timeout) / 1000 + 5.0, last_seen=rec.ts,
+                         limit=(interval + timeout) / 1000 + self.silence_grace,
+                         last_seen=rec.ts,
                          secure=bool(conn and conn.tls))
         if conn is not None and conn.target is not None:
             client.target = conn.target
@@ -396,6 +408,9 @@ class AdminUIBridge:
         self._send(item[0], *item[1])
 
     def _count_packet(self, rec: Record) -> None:
+        # The counters only feed the periodic server_stats: nobody to tell, nothing to count.
+        if not self._admins:
+            return
         side = "In" if rec.dir == "in" else "Out"
         self._aggregate(rec.ts, "packets" + side)
         size = rec.size if rec.size is not None else _text_size(rec)
@@ -406,8 +421,8 @@ class AdminUIBridge:
         self._aggregated[key] = self._aggregated.get(key, 0) + count
 
     def _sweep(self, now: float) -> None:
-        """Sessions silent for longer than pingInterval + pingTimeout (+5 s) are gone: polling
-        clients that stop polling leave no close on the wire."""
+        """Sessions silent for longer than pingInterval + pingTimeout (+ a grace) are gone:
+        polling clients that stop polling leave no close on the wire."""
         for client in [c for c in self._clients.values() if now - c.last_seen > c.limit]:
             self._close(client, "ping timeout (no traffic seen by the sniffer)", now)
 

@@ -148,10 +148,12 @@ class NodeClient:
         self.proc = proc
 
     @classmethod
-    async def start(cls, url: str, nsp: str, auth: dict[str, Any]) -> NodeClient:
+    async def start(cls, url: str, nsp: str, auth: dict[str, Any],
+                    polling_only: bool = False) -> NodeClient:
         env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        opts = {"url": url, "nsp": nsp, "auth": auth, "pollingOnly": polling_only}
         proc = await asyncio.create_subprocess_exec(
-            "node", str(NODE_CLIENT), json.dumps({"url": url, "nsp": nsp, "auth": auth}),
+            "node", str(NODE_CLIENT), json.dumps(opts),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
         return cls(proc)
 
@@ -164,6 +166,11 @@ class NodeClient:
             msg: dict[str, Any] = json.loads(raw)
             if msg["event"] == event:
                 return msg
+
+    async def kill(self) -> None:
+        """SIGKILL: the client vanishes without a Socket.IO or Engine.IO goodbye."""
+        self.proc.kill()
+        await self.proc.wait()
 
     async def stop(self) -> None:
         if self.proc.returncode is None:

@@ -1,6 +1,6 @@
-// A socket.io-client for the Admin UI bridge tests. One JSON argument: {url, nsp, auth}.
-// Connects on polling and upgrades to WebSocket only once the namespace is connected, then
-// prints JSON lines: {"event":"connected","sid","eioSid"}, {"event":"upgraded"}, and
+// A socket.io-client for the Admin UI bridge tests. One JSON argument: {url, nsp, auth,
+// pollingOnly}. Connects on polling and (unless pollingOnly) upgrades to WebSocket only once
+// the namespace is connected, then prints JSON lines: {"event":"connected","sid","eioSid"}, {"event":"upgraded"}, and
 // {"event":"hi","data"} after one "hello" -> "hi" round trip. Disconnects when stdin closes.
 "use strict";
 const { io } = require("socket.io-client");
@@ -23,6 +23,7 @@ socket.on("connect", () => {
     out({ event: "upgraded" });
     socket.emit("hello", "node");
   };
+  if (opts.pollingOnly) return;
   engine().once("upgrade", upgraded);
   // engine.io-client 6.x's own probe-and-upgrade step (private API), run when we choose.
   engine()._probe("websocket");

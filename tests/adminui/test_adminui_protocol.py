@@ -180,3 +180,24 @@ async def test_write_actions_are_refused(py_server_factory: Any) -> None:
         assert a.connected
         assert not inbox.find("room_joined") and not inbox.find("socket_disconnected")
         await admin.disconnect()
+
+
+async def test_vanished_polling_client_is_disconnected_after_the_heartbeat_limit(
+        py_server_factory: Any) -> None:
+    """A polling client killed without goodbye leaves nothing on the wire; once it has been
+    silent past pingInterval + pingTimeout (+ grace) its socket is socket_disconnected."""
+    async with rig(py_server_factory, silence_grace=0.5) as r:
+        admin, inbox = await admin_client(r.bridge.url, None)
+        await inbox.expect("all_sockets")
+        node = await NodeClient.start(r.sniffer.url, "/chat", {"token": TOKEN, "team": "red"},
+                                      polling_only=True)
+        hello = await node.line("connected")
+        await inbox.expect("socket_connected", lambda s, *_: s["id"] == hello["sid"])
+        await node.kill()
+        nsp, sid, reason, _ = await inbox.expect("socket_disconnected", timeout=15)
+        assert (nsp, sid) == ("/chat", hello["sid"])
+        assert reason.startswith("ping timeout")
+        # The first server_stats (before the client came) had no namespace at all.
+        await inbox.expect("server_stats", lambda st: st["clientsCount"] == 0
+                           and st["namespaces"] == [{"name": "/chat", "socketsCount": 0}])
+        await admin.disconnect()
