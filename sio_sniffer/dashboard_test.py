@@ -35,8 +35,9 @@ from aiohttp import web
 
 from sio_sniffer.diagnostics import verdict as v
 from sio_sniffer.diagnostics.clients import find_probe, hook_body, new_nonce, percentile
-from sio_sniffer.diagnostics.server import INGEST_PATH, fingerprint
+from sio_sniffer.diagnostics.server import INGEST_PATH
 from sio_sniffer.diagnostics.verdict import Cause, Check
+from sio_sniffer.model import fingerprint
 
 STATIC_DIR = Path(__file__).resolve().with_name("dashboard_static")
 STATIC_FILES = ("sio-client.js", "dashboard.js", "dashboard.css")

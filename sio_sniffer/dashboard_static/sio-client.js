@@ -241,7 +241,12 @@
       this.resetPingTimeout();
       switch (packet.type) {
         case EIO.OPEN: {
-          this.info = JSON.parse(packet.data);
+          try {
+            this.info = JSON.parse(packet.data);
+          } catch (err) {
+            this.onClose(`transport error (OPEN packet is not JSON: ${packet.data.slice(0, 80)})`);
+            return;
+          }
           this.id = this.info.sid;
           this.readyState = "open";
           this.emitLocal("open", this.info);

@@ -9,10 +9,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, expect
 
-from sio_sniffer.dashboard_test import browser_check, run_browser_check
+from sio_sniffer.dashboard_test import DashboardPage, browser_check, run_browser_check
 from sio_sniffer.diagnostics import verdict as v
 from sio_sniffer.diagnostics.diagnose import diagnose
 from sio_sniffer.diagnostics.server import Faults
@@ -124,3 +125,23 @@ def test_cli_rejects_bad_input(args: list[str], message: str) -> None:
     proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert message in proc.stderr and proc.stdout == ""
+
+
+async def test_page_server_rejects_bad_reports_and_unknown_files() -> None:
+    """POST /results with a non-JSON or malformed body is a 400 naming the problem; only the
+    page's own static files are served."""
+    page_server = DashboardPage("http://127.0.0.1:1", ("/",))
+    await page_server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(page_server.url + "results", data=b"{nope") as resp:
+                assert resp.status == 400 and "results are not JSON" in await resp.text()
+            async with http.post(page_server.url + "results", json={"page": 1}) as resp:
+                assert resp.status == 400 and "page (string)" in await resp.text()
+            async with http.get(page_server.url + "static/..%2Fdashboard_test.py") as resp:
+                assert resp.status == 404
+            async with http.get(page_server.url + "static/sio-client.js") as resp:
+                assert resp.status == 200 and "SioSniffer" in await resp.text()
+    finally:
+        await page_server.stop()
+    assert page_server.reports == {}

@@ -12,6 +12,7 @@ from playwright.async_api import expect
 
 from sio_sniffer.diagnostics.clients import close_client, new_client, new_nonce
 from sio_sniffer.diagnostics.server import Faults
+from sio_sniffer.model import fingerprint
 
 Factory = Callable[..., Any]
 SEED = ("/", "/hook", "/system")
@@ -75,6 +76,7 @@ async def test_namespaces_layout_all_connect_and_hook_emits_appear(
     server = await diag_server("namespaces")
     page_server, page = await open_page(server.url, SEED, auth={"token": "dev-token"})
     report = await page_server.wait_for(lambda r: connected(r, *SEED), 10)
+    await expect(page.locator("#auth")).to_have_text(fingerprint({"token": "dev-token"}))
     for nsp in SEED:
         assert report.namespaces[nsp].sid in server.clients(nsp, f"{nsp.strip('/') or 'root'}"
                                                                  "_room")
