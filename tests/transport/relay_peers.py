@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,7 +43,7 @@ def norm(value: Any) -> Any:
 
 
 class NodeProcess:
-    """A Node script started with one JSON argument; its stdout is read as JSON lines."""
+    """A Node (or Python) script started with one JSON argument; stdout read as JSON lines."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -56,6 +57,15 @@ class NodeProcess:
         proc = await asyncio.create_subprocess_exec(
             "node", str(NODE_DIR / script), json.dumps(options),
             stdout=asyncio.subprocess.PIPE, env=env, cwd=NODE_DIR,
+        )
+        return cls(proc)
+
+    @classmethod
+    async def start_python(cls, script: str, options: dict[str, Any]) -> NodeProcess:
+        """The same for a Python script next to this file (it gets a stdin pipe too)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).with_name(script)), json.dumps(options),
+            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.PIPE,
         )
         return cls(proc)
 
@@ -294,34 +304,3 @@ def relay_url(relay: Relay, scheme: str = "http") -> str:
     host, port = relay.bound[0]
     return f"{scheme}://{host}:{port}"
 
-
-async def py_burst(url: str, n: int, tap: Tap, pace: dict[str, int] | None = None,
-                   pings: int = 3) -> dict[str, Any]:
-    """peer_client.js's "burst" in Python: ask for ``n`` events, then sit through ``pings`` pings.
-
-    The client cannot report pings itself, so they are taken from the tap (the server's ``2``
-    frames and the client's ``3`` answers, which both passed the relay).
-    """
-    client = socketio.AsyncClient(reconnection=False)
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[int] = loop.create_future()
-    count = 0
-    disconnects: list[str] = []
-
-    def tick(i: int) -> None:
-        nonlocal count
-        if i == count:
-            count += 1
-
-    client.on("tick", tick)
-    client.on("burst_done", lambda total: done.set_result(total))
-    client.on("disconnect", lambda *reason: disconnects.append(repr(reason)))
-    await client.connect(url, transports=["websocket"], wait_timeout=10)
-    await client.emit("burst", (n, pace))
-    await asyncio.wait_for(done, 60)
-    for _ in range(pings):
-        await tap.wait_new(lambda e: ws_text(e, "out") == "2", timeout=5)
-        await tap.wait_new(lambda e: ws_text(e, "in") == "3", timeout=5)
-    result = {"count": count, "connected": client.connected, "disconnects": list(disconnects)}
-    await client.disconnect()
-    return result
