@@ -334,8 +334,10 @@ class Analyzer:
         # before our own (graced) timers fire: judge the heartbeat at close time too.
         if not session.ping_flagged and session.ping_interval > 0:
             if session.awaiting_pong and session.last_ping is not None:
+                # python-engineio counts pingTimeout from before the ping is written: its close
+                # comes slightly early, so a close near the limit with no pong is the client's.
                 timeout = session.ping_timeout or self.config.ping_grace
-                if ts - session.last_ping >= timeout:
+                if ts - session.last_ping >= 0.8 * timeout:
                     self._ping_flag(session, ts, silent="answerer")
             else:
                 last = session.last_ping if session.last_ping is not None else session.opened
