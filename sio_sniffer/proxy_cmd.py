@@ -126,7 +126,12 @@ async def serve(args: argparse.Namespace) -> int:
     except (ConfigError, OSError, ssl.SSLError) as exc:
         print(f"sio-sniffer: {exc}", file=sys.stderr)
         return 2
-    stream = _open_log(args.log)
+    try:
+        stream = _open_log(args.log)
+    except OSError as exc:
+        print(f"sio-sniffer: cannot open the log file {args.log}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     log = JsonLogSink(stream, pretty=args.pretty, max_payload=args.max_payload_log,
                       log_filter=LogFilter(nsp=tuple(args.nsp), name=tuple(args.name),
                                            dir=args.dir, quiet_heartbeats=args.quiet_heartbeats,
@@ -201,7 +206,9 @@ async def serve(args: argparse.Namespace) -> int:
     if capture is not None:
         capture.close()
     if args.log is not None:
-        stream.close()
+        # a full disk keeps the unwritten tail in the file buffer; that was reported already
+        with contextlib.suppress(OSError):
+            stream.close()
     return 0
 
 
