@@ -16,7 +16,7 @@ import html
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from sio_sniffer.sinks.capture import (
     capture_id_of,
     merge,
 )
+from sio_sniffer.ui.address import parse_ui_address
 
 # Kinds shown on the timeline; heartbeats and raw HTTP exchanges would drown the events.
 TIMELINE_KINDS = frozenset({
@@ -228,17 +229,25 @@ class Report:
         return "\n".join(out)
 
 
-def build_report(inputs: Inputs, *, path: str = "/socket.io/", analysis: Any = None) -> Report:
-    """Run the inputs through the pipeline (and the analyzer when one is configured)."""
+def build_report(inputs: Inputs, *, path: str = "/socket.io/", analysis: Any = None,
+                 sink: Callable[[Record], None] | None = None) -> Report:
+    """Run the inputs through the pipeline (and the analyzer when one is configured); ``sink``
+    (e.g. the live page's) hears every record too."""
     report = Report(files=list(inputs.paths))
+
+    def emit(rec: Record) -> None:
+        report.add(rec)
+        if sink is not None:
+            sink(rec)
+
     analyzer: Any = None
     if analysis is not None:
         from sio_sniffer.analysis import Analyzer
 
-        analyzer = Analyzer(analysis, report.add)
+        analyzer = Analyzer(analysis, emit)
 
     def on_record(rec: Record) -> None:
-        report.add(rec)
+        emit(rec)
         if analyzer is not None:
             analyzer.feed(rec)
 
@@ -452,19 +461,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default /api/events)")
     parser.add_argument("--deadline", type=float, metavar="SECONDS",
                         help="how long an ingested event may take to come out (default 2)")
+    parser.add_argument("--ui", type=parse_ui_address, metavar="[HOST:]PORT",
+                        help="show the files in the live page served here until Ctrl-C")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         inputs = open_inputs(args.files)
         analysis = None if args.no_analysis else _analysis_config(args)
-        report = build_report(inputs, path=args.path, analysis=analysis)
+        ui = None
+        if args.ui is not None:
+            from sio_sniffer.ui.offline import offline_ui
+
+            ui = offline_ui(args.ui, args.files)
+        report = build_report(inputs, path=args.path, analysis=analysis,
+                              sink=ui.sink if ui is not None else None)
     except (CaptureError, OSError, ValueError) as exc:
         # ValueError covers the analysis ConfigError (FILE:LINE: reason) of a bad rules file.
         print(f"sio-sniffer report: {exc}", file=sys.stderr)
         return 2
     for problem in report.problems:
         print(f"sio-sniffer report: {problem}", file=sys.stderr)
+    if ui is not None:
+        from sio_sniffer.ui.offline import serve
+
+        return serve(ui, 1 if report.problems else 0)
     if args.html:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
         print(f"sio-sniffer report: wrote {args.html}", file=sys.stderr)

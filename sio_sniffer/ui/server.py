@@ -183,6 +183,11 @@ class LiveUI:
                 page.put(item)
             page.wake.set()
 
+    @property
+    def records(self) -> int:
+        """How many records the sink has been given."""
+        return self._seq
+
     # -- serving -------------------------------------------------------------------------------
 
     @property

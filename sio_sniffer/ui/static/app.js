@@ -233,6 +233,7 @@
       fill(row, buf[view[at]]);
     }
     const total = buf.length + held.length;
+    $("shown").dataset.last = lastSeq;
     $("shown").textContent = `${view.length} of ${total} shown` +
       (held.length ? `, ${held.length} held while paused` : "");
     $("pause").textContent = paused ? `Resume (${held.length} new)` : "Pause";
