@@ -145,7 +145,28 @@ class WsFrameParser:
         """Consume frames from ``buf``; return how far it got."""
         pos = 0
         end = len(buf)
+        conn, dir, limit = self.conn, self.dir, self._limit
         while pos < end:
+            if not self._in_payload and self._msg_opcode is None and end - pos >= 2:
+                # fast path for the common frame: a whole, final, uncompressed text or binary
+                # message of under 64 KiB that is all in this read
+                b0, b1 = buf[pos], buf[pos + 1]
+                length = b1 & 0x7F
+                if (b0 == 0x81 or b0 == 0x82) and length <= 126:
+                    at = pos + 2
+                    if length == 126 and end - pos >= 4:
+                        length = (buf[at] << 8) | buf[at + 1]
+                        at += 2
+                    stop = at + (4 if b1 & 0x80 else 0) + length
+                    if length != 126 and stop <= end and length <= limit:
+                        if b1 & 0x80:
+                            payload = unmask(buf[at + 4:stop], buf[at:at + 4], 0)
+                        else:
+                            payload = buf[at:stop]
+                        events.append(WsMessage(conn=conn, ts=ts, dir=dir, opcode=b0 & 0x0F,
+                                                payload=payload, wire_size=stop - pos))
+                        pos = stop
+                        continue
             if not self._in_payload:
                 header_end = self._read_header(buf, pos, base)
                 if header_end < 0:

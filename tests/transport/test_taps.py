@@ -210,6 +210,8 @@ STREAM = [
     ("in", frame(1, b"40", mask=b"\x00\xff\x10\x20")),
     ("out", frame(1, bytes.fromhex("f248cdc9c90700"), rsv1=True)),
     ("out", frame(2, bytes(range(256)) * 300)),
+    ("out", frame(2, b"\x01" * 300)),
+    ("in", frame(1, b"m" * 200, mask=b"\x05\x06\x07\x08")),
     ("in", frame(2, b"\x00" * 70000, mask=b"wxyz")),
     ("in", frame(1, b"frag-", fin=False, mask=b"abcd")),
     ("in", frame(10, b"pong", mask=b"abcd")),
@@ -233,5 +235,5 @@ def test_how_bytes_are_cut_into_reads_changes_nothing(cuts: list[int]) -> None:
     """Any split of the stream into reads yields the same events (timestamps aside)."""
     whole = run([])
     assert run(cuts) == whole
-    assert [type(e).__name__ for e in whole].count("WsMessage") == 5
+    assert [type(e).__name__ for e in whole].count("WsMessage") == 7
     assert not any(isinstance(e, TapError) for e in whole)
