@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("sio_sniffer.decode_cmd", "decode Engine.IO/Socket.IO frames or polling bodies"),
     "replay": ("sio_sniffer.replay", "re-drive a captured session against a server"),
     "report": ("sio_sniffer.report", "analyse capture or HAR files: text, JSON or HTML"),
+    "redact": ("sio_sniffer.redact", "fingerprint secrets (and payloads) in a capture to share"),
     "bench": ("sio_sniffer.bench", "measure the sniffer's cost: direct vs through it, A/B"),
 }
 
