@@ -106,7 +106,8 @@ class LiveUI:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None, *,
                  mode: str = "live", title: str = "sio-sniffer", history: int = 50_000,
                  page_queue: int = 20_000, page_buffer: int = 100_000,
-                 max_args: int = 16_384, clock: Callable[[], float] = time.time) -> None:
+                 max_args: int = 16_384, flush_delay: float = FLUSH_DELAY,
+                 clock: Callable[[], float] = time.time) -> None:
         self.host = host
         self.port = port
         if token is None and not is_loopback(host):
@@ -115,12 +116,14 @@ class LiveUI:
         self.mode = mode
         self.title = title
         self.max_args = max_args
+        self.flush_delay = flush_delay
         self.page_queue = page_queue
         self.page_buffer = page_buffer
         self.state = ViewState(clock, live=mode == "live")
         self.static = load_static()
         self._new: deque[tuple[int, Record, Note]] = deque(maxlen=history)
         self._ring: deque[bytes] = deque(maxlen=history)
+        self._unsent = 0  # records pushed out of ``_new`` by a burst before they were encoded
         self._seq = 0
         self._pages: set[_Page] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -140,9 +143,11 @@ class LiveUI:
         note = self.state.feed(record, self._seq)
         if record.event in UNLISTED:
             return
+        if len(self._new) == self._new.maxlen:
+            self._unsent += 1
         self._new.append((self._seq, record, note))
         if self._loop is not None and self._flush_handle is None:
-            self._flush_handle = self._loop.call_later(FLUSH_DELAY, self._flush)
+            self._flush_handle = self._loop.call_later(self.flush_delay, self._flush)
 
     def use_analysis(self, analyzer: AnalysisSummary | None) -> None:
         """Show the analysis' live latency figures (relay in -> out) in the stats."""
@@ -178,7 +183,9 @@ class LiveUI:
         encoded = [self.encode(seq, rec, note) for seq, rec, note in self._new]
         self._new.clear()
         self._ring.extend(encoded)
+        unsent, self._unsent = self._unsent, 0
         for page in self._pages:
+            page.dropped += unsent
             for item in encoded:
                 page.put(item)
             page.wake.set()

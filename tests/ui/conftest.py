@@ -1,4 +1,4 @@
-"""Real peers for the live page tests: the diagnostic server, the sniffer with its page, Chromium."""
+"""Real peers for the live page tests: diagnostic server, sniffer with its page, Chromium."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ class Stack:
     """Diagnostic server <- sniffer (analysis on, short deadline) with the live page in front."""
 
     def __init__(self, layout: str = "claude-mpm", deadline: float = 0.3,
-                 upstream: str | None = None, **ui: Any) -> None:
+                 upstream: str | None = None, ui_host: str = "127.0.0.1", **ui: Any) -> None:
         self.server = DiagnosticServer(layout, "127.0.0.1", 0, ping_interval=5, ping_timeout=5) \
             if upstream is None else None
         self.upstream = upstream
-        self.ui = LiveUI("127.0.0.1", 0, **ui)
+        self.ui = LiveUI(ui_host, 0, **ui)
         self.deadline = deadline
         self.clients: list[socketio.AsyncClient] = []
         self.sniffer: Sniffer | None = None
