@@ -48,12 +48,18 @@ def _ensure_venv() -> Path:
 
 
 @pytest.fixture(scope="module")
-def mpm_port() -> Iterator[int]:
+def mpm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """claude-mpm writes a .claude-mpm/ folder into its working directory: keep it out of ours."""
+    return tmp_path_factory.mktemp("mpm-home")
+
+
+@pytest.fixture(scope="module")
+def mpm_port(mpm_home: Path) -> Iterator[int]:
     python = _ensure_venv()
     port = free_port()
     proc = subprocess.Popen([str(python), "-c", SERVER_SCRIPT, str(port)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.DEVNULL, text=True, cwd=mpm_home)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
@@ -99,7 +105,7 @@ def _flags(records: list[Record], kind: str | None = None) -> list[Record]:
 
 
 async def test_real_claude_hook_reaches_the_dashboard_through_the_sniffer(
-        sniffer: tuple[Sniffer, list[Record]]) -> None:
+        sniffer: tuple[Sniffer, list[Record]], mpm_home: Path) -> None:
     """The real `claude-hook` command, pointed at the sniffer, is logged as an ingest POST and
     its event reaches a dashboard client; the in->out correlation closes, so nothing is lost."""
     sn, records = sniffer
@@ -108,7 +114,7 @@ async def test_real_claude_hook_reaches_the_dashboard_through_the_sniffer(
     env = dict(os.environ, CLAUDE_MPM_SERVER_PORT=str(port), CLAUDE_MPM_SERVER_HOST="127.0.0.1")
     proc = await asyncio.create_subprocess_exec(
         str(VENV / "bin" / "claude-hook"), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=mpm_home)
     out, _ = await asyncio.wait_for(proc.communicate(json.dumps(HOOK).encode()), 60)
     assert json.loads(out)["continue"] is True
     tool = await _wait_for(got, "tool_event")
