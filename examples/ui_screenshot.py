@@ -21,6 +21,7 @@ from playwright.async_api import async_playwright
 from sio_sniffer.analysis import AnalysisConfig, load_profile
 from sio_sniffer.diagnostics.clients import close_client, hook_body, new_nonce
 from sio_sniffer.diagnostics.server import INGEST_PATH, DiagnosticServer
+from sio_sniffer.model import Record
 from sio_sniffer.proxy import ProxyConfig, Sniffer
 from sio_sniffer.ui import LiveUI
 
@@ -33,9 +34,16 @@ async def main(out: Path) -> None:
     server = DiagnosticServer("claude-mpm", "127.0.0.1", 0, ping_interval=5, ping_timeout=5)
     await server.start()
     ui = LiveUI("127.0.0.1", 0, title="sio-sniffer: claude-mpm monitor")
+    lost = asyncio.Event()
+
+    def on_record(record: Record) -> None:
+        if record.event == "flag" and record.get("flag") == "lost":
+            lost.set()
+
     analysis = AnalysisConfig(deadline=0.4, profile=load_profile("claude-mpm"))
     sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=server.url,
-                                  analysis=analysis, tick_interval=0.05), sinks=[ui.sink])
+                                  analysis=analysis, tick_interval=0.05),
+                      sinks=[ui.sink, on_record])
     ui.use_analysis(sniffer.analyzer)
     await ui.start()
     await sniffer.start()
@@ -45,7 +53,7 @@ async def main(out: Path) -> None:
         async with aiohttp.ClientSession() as http:
             async with http.post(sniffer.url + INGEST_PATH, json=hook_body(0, nonce)) as r:
                 r.raise_for_status()
-            await asyncio.sleep(0.6)  # past the analysis deadline: the first POST is lost
+            await asyncio.wait_for(lost.wait(), 10)
             for transports in (["websocket"], ["polling"]):
                 client = socketio.AsyncClient(reconnection=False)
                 await client.connect(sniffer.url, transports=transports, wait_timeout=5)
@@ -58,18 +66,19 @@ async def main(out: Path) -> None:
                                                    "data": {"n": seq}})
         # Binary stays with the sender: python-engineio cannot put it in a polling payload.
         await clients[0].call("upload", {"name": "blob.bin", "data": b"\x00\x01sio\xff"})
-        await asyncio.sleep(0.6)
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
                                                args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1400, "height": 860})
             await page.goto(ui.url)
-            await page.locator("#conns tbody tr").nth(2).wait_for()
-            # Pick the lost flag through the kind filter, then show everything again: the
+            await page.wait_for_function(
+                "last => Number(document.getElementById('shown').dataset.last) >= last",
+                arg=ui.records)
+            # Pick the lost flag through the kind filter, then list the events and acks: the
             # details pane keeps the flag's cause and fix.
             await page.select_option("#f-kind", "flags")
             await page.locator("#items .row.k-flag", has_text="lost").first.click()
-            await page.select_option("#f-kind", "")
+            await page.select_option("#f-kind", "events")
             await page.screenshot(path=str(out))
             await browser.close()
     finally:

@@ -257,9 +257,7 @@ class LiveUI:
     async def _guard(self, request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                      ) -> web.StreamResponse:
-        host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") \
-            else request.host
-        if self.token is None and host.strip("[]").lower() not in LOOPBACK:
+        if self.token is None and _host_name(request.host) not in LOOPBACK:
             # Without a token only loopback names are answered: a web page that points a name
             # it controls at 127.0.0.1 (DNS rebinding) would otherwise read the traffic.
             return web.Response(status=403, text="this page answers to loopback addresses only")
@@ -356,6 +354,13 @@ class LiveUI:
             for page in self._pages:
                 page.snapshot = message
                 page.wake.set()
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header: ``[::1]:80`` -> ``::1``, ``LocalHost:80`` -> ``localhost``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
 
 
 def _records(items: list[bytes], dropped: int) -> str:

@@ -69,6 +69,16 @@ async def test_page_shows_clients_and_events_as_they_happen(
     body = json.loads(await payload.inner_text())
     assert body["data"]["data"] == {"tool_name": "Bash", "probe": nonce, "seq": 0}
 
+    # Binary arguments are shown as a hex dump (claude-mpm's server does not relay "upload").
+    await ws_dash.call("upload", {"name": "blob.bin", "data": b"\x00\x01\xfesio"})
+    upload = page.locator('#items .row[data-kind="sio.event"]', has_text="upload")
+    await expect(upload).to_contain_text('"data":"<6 bytes>"')
+    await upload.click()
+    await expect(page.locator("#detail pre.json").first).to_contain_text(
+        '"data": "<binary #1: 6 bytes>"')
+    await expect(page.locator("#detail pre.hex")).to_have_text(
+        re.compile(r"^000000 +00 01 fe 73 69 6f +\.\.\.sio$"))
+
 
 async def test_lost_event_is_shown_with_its_cause_and_fix(
         stack_factory: StackFactory, page: Page) -> None:

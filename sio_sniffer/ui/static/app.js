@@ -18,7 +18,7 @@
     partial_broadcast: "warn", connect_error: "warn", unlistened_event: "info",
   };
   const KIND_GROUP = {
-    "sio.event": "events", "sio.ack": "events", "http.request": "events", "broadcast": "events",
+    "sio.event": "events", "sio.ack": "events", "http.request": "events", "broadcast": "broadcasts",
     "flag": "flags", "http": "http", "upstream_error": "http",
   };
 
@@ -587,6 +587,10 @@
         cap = msg.buffer;
         mode = msg.mode;
         $("mode").textContent = mode;
+        if (mode !== "live") {
+          $("s-in").parentElement.title = "the busiest second of the loaded files, events in";
+          $("s-out").parentElement.title = "the busiest second of the loaded files, events out";
+        }
         $("title").textContent = msg.title;
         document.title = msg.title;
         if (msg.seq < lastSeq) {
