@@ -146,9 +146,10 @@ class JsonLogSink:
                 sort_keys=False, pad_event_to=18)
         else:
             renderer = _Render()
+        # Bound once: the lazy proxy that wrap_logger returns would bind anew on every line.
         self._log = structlog.wrap_logger(
             self._writer, processors=[_Truncate(max_payload, pretty), renderer],
-            wrapper_class=structlog.BoundLogger, context_class=dict)
+            wrapper_class=structlog.BoundLogger, context_class=dict).bind()
         self._pings = 0
         self._pongs = 0
         self._summary_due: float | None = None
