@@ -96,9 +96,8 @@ def _tap_target() -> Any:
             tap.data("in", _UPGRADE)
             tap.data("out", _SWITCHED_DEFLATE if mode == 2 else _SWITCHED)
         while fdp.remaining_bytes():
-            direction = "in" if fdp.ConsumeBool() else "out"
             chunk = fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 64))
-            tap.data(direction, chunk)
+            tap.data("in" if fdp.ConsumeBool() else "out", chunk)
         tap.eof("in")
         tap.eof("out")
 
