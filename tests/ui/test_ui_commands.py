@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 import socketio
-from conftest import ROOT
 from playwright.async_api import Page, expect
+from ui_peers import ROOT
 
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.diagnostics.clients import close_client, hook_body, new_nonce

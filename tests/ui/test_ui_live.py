@@ -7,8 +7,8 @@ import re
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-from conftest import Stack
 from playwright.async_api import Page, expect
+from ui_peers import Stack
 
 from sio_sniffer.diagnostics.clients import hook_body, new_nonce
 from sio_sniffer.diagnostics.server import INGEST_PATH

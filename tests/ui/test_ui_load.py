@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
-from conftest import ROOT, Stack, node_env
 from playwright.async_api import Page, expect
+from ui_peers import ROOT, Stack, node_env
 
 from sio_sniffer.model import Record
 from sio_sniffer.ui import LiveUI

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
-from conftest import Stack
 from playwright.async_api import Page, expect
+from ui_peers import Stack
 
 from sio_sniffer.ui import LiveUI, is_loopback, parse_ui_address
 
