@@ -312,8 +312,7 @@ class LiveUI:
     async def _write(self, page: _Page, history: list[bytes]) -> None:
         ws = page.ws
         hello = {"t": "hello", "mode": self.mode, "title": self.title,
-                 "history": len(history), "buffer": self.page_buffer,
-                 "seq": self._seq}
+                 "buffer": self.page_buffer, "seq": self._seq}
         try:
             await ws.send_str(_dumps(hello).decode())
             await ws.send_str(self._snapshot_message().decode())

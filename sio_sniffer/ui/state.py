@@ -126,7 +126,6 @@ class ViewState:
         self.lost_at: dict[str, Counter[str]] = {}  # flow node id -> cause code -> count
         self.lost_causes: OrderedDict[str, str] = OrderedDict()  # code -> latest cause text
         self.sent_to: Counter[str] = Counter()  # receiver session -> events delivered
-        self.hooks_lost: Counter[str] = Counter()
         # Sessions that ended, by (address, user agent): the next open from there is a return.
         self.closed_agents: Counter[tuple[str, str | None]] = Counter()
         self.reconnects = 0
