@@ -113,7 +113,8 @@ async def node(**options: Any) -> AsyncIterator[tuple[str, NodeProcess]]:
         listening = await proc.expect("listening")
         yield f"http://127.0.0.1:{listening['port']}", proc
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # a test may have killed it already
+            proc.kill()
         await proc.proc.wait()
 
 

@@ -59,6 +59,7 @@ async def test_upstream_killed_mid_session(transports: list[str]) -> None:
         before = {r.conn for r in records.of("conn.open")}
         killed_at = time.time()
         proc.kill()
+        await proc.proc.wait()
         await asyncio.wait_for(gone.wait(), 5)
         for conn in before:
             closed = await records.wait("conn.close", conn=conn)
