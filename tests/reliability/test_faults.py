@@ -185,8 +185,8 @@ async def test_client_vanishes_without_close() -> None:
         assert closed.get("by") == "server"
         await records.wait("eio.close", eio_sid=sid)
         assert not sniffer._relay.links
-        assert closed.conn not in sniffer._pipeline._conns
-        assert sid not in sniffer._pipeline._sessions
+        assert closed.conn not in sniffer.observer._pipeline._conns
+        assert sid not in sniffer.observer._pipeline._sessions
 
 
 async def test_thousand_clients_at_once() -> None:
@@ -211,7 +211,7 @@ async def test_thousand_clients_at_once() -> None:
         assert len(await records.wait_count("conn.close", n, timeout=30)) == n
         assert len(records.of("sio.connect_ok")) == n
         assert len({r.eio_sid for r in records.of("eio.open")}) == n
-        assert not sniffer._relay.links and not sniffer._pipeline._conns
+        assert not sniffer._relay.links and not sniffer.observer._pipeline._conns
 
 
 async def test_ten_megabyte_binary_attachment() -> None:
