@@ -55,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if module is None:
         parser.print_help()
         return 2
+    # The command's own words, for a command that hands them to a child process (proxy's worker).
+    args.argv = args_list[args_list.index(args.command) + 1:]
     try:
         result: int = importlib.import_module(module).run(args)
     except KeyboardInterrupt:

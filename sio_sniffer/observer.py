@@ -126,6 +126,11 @@ class Observer:
     def rooms(self) -> list[dict[str, Any]]:
         return list(self.analyzer.rooms()) if self.analyzer is not None else []
 
+    @property
+    def backlog(self) -> int:
+        """Tap events queued and not yet worked off."""
+        return len(self._pending)
+
     def tap(self, event: TapEvent) -> None:
         """A copy of what passed: only queued here (the caller may be the forwarding path)."""
         self._pending.append(event)

@@ -1,10 +1,17 @@
-"""`sio-sniffer proxy`: run the sniffer in front of a Socket.IO server until interrupted."""
+"""`sio-sniffer proxy`: run the sniffer in front of a Socket.IO server until interrupted.
+
+By default the command runs in two processes: this one relays (byte-level, with a tap that
+only frames copies) and a child (:mod:`sio_sniffer.worker`) parses, decodes, analyses and
+writes the log, capture and live views. Forwarding then never shares a process with decoding.
+``--single-process`` keeps everything here, as the embedded :class:`Sniffer` does.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import ssl
 import sys
@@ -14,10 +21,12 @@ from typing import IO, Any
 from sio_sniffer import adminui, model
 from sio_sniffer.analysis import AnalysisConfig, ConfigError, load_profile, load_rules
 from sio_sniffer.model import Record
-from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, Sniffer, default_listen
+from sio_sniffer.observer import Observer
+from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, default_listen
 from sio_sniffer.sinks.capture import CaptureWriter
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
-from sio_sniffer.transport.relay import PortInUseError
+from sio_sniffer.transport.channel import ChannelWriter
+from sio_sniffer.transport.relay import PortInUseError, Relay
 from sio_sniffer.ui.address import parse_ui_address
 
 
@@ -85,6 +94,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve the live page here (host defaults to 127.0.0.1; any other host "
                         "requires the token printed at start)")
     adminui.add_arguments(p)
+    p.add_argument("--single-process", action="store_true",
+                   help="decode and analyse in the relay's own process (by default a second "
+                        "process does it, so forwarding keeps a process to itself)")
 
 
 def build_config(args: argparse.Namespace) -> ProxyConfig:
@@ -116,101 +128,192 @@ def _open_log(path: str | None) -> IO[bytes]:
     return open(path, "ab")
 
 
-def _rooms_record(sniffer: Sniffer) -> Record:
-    return Record(model.ROOMS, time.time(), extra={"rooms": sniffer.rooms()})
+def _say(message: str) -> None:
+    print(f"sio-sniffer: {message}", file=sys.stderr, flush=True)
 
 
-async def serve(args: argparse.Namespace) -> int:
+class CommandError(Exception):
+    """Something the user asked for cannot be done; the message says what (exit code 2)."""
+
+
+class ObserverSide:
+    """What the command observes with: JSON log, capture, live page, Admin UI, and the
+    Observer feeding them. The same in the worker process and with ``--single-process``."""
+
+    def __init__(self, args: argparse.Namespace, config: ProxyConfig) -> None:
+        self.args = args
+        try:
+            self.stream = _open_log(args.log)
+        except OSError as exc:
+            raise CommandError(f"cannot open the log file {args.log}: "
+                               f"{exc.strerror or exc}") from exc
+        self.log = JsonLogSink(
+            self.stream, pretty=args.pretty, max_payload=args.max_payload_log,
+            log_filter=LogFilter(nsp=tuple(args.nsp), name=tuple(args.name), dir=args.dir,
+                                 quiet_heartbeats=args.quiet_heartbeats, verbose=args.verbose),
+            on_problem=_say)
+        sinks: list[Any] = [self.log]
+        tap_sinks: list[Any] = []
+        self.capture: CaptureWriter | None = None
+        if args.capture:
+            self.capture = CaptureWriter(args.capture, upstream=config.upstream,
+                                         show_secrets=args.show_secrets,
+                                         rotate_bytes=args.capture_rotate, on_problem=_say)
+            sinks.append(self.capture)
+            tap_sinks.append(self.capture.tap)
+        self.ui: Any = None
+        if args.ui is not None:
+            from sio_sniffer.ui import LiveUI
+
+            self.ui = LiveUI(*args.ui, title=f"sio-sniffer: {config.upstream}")
+            sinks.append(self.ui.sink)
+        try:
+            self.admin = adminui.from_args(args, server_id=config.upstream)
+        except adminui.AdminUIError as exc:
+            raise CommandError(str(exc)) from exc
+        if self.admin is not None:
+            sinks.append(self.admin.record)
+            tap_sinks.append(self.admin.tap)
+        self.observer = Observer(path=config.path, verbose=config.verbose,
+                                 analysis=config.analysis, sinks=sinks, tap_sinks=tap_sinks,
+                                 tick_interval=config.tick_interval)
+
+    async def start(self) -> list[str]:
+        """Start the observer and the pages; the lines that say where the pages are."""
+        from sio_sniffer.ui import UIError
+
+        self.observer.start()
+        try:
+            if self.admin is not None:
+                self.admin.watch_rooms(self.observer.rooms)
+                await self.admin.start()
+            if self.ui is not None:
+                self.ui.use_analysis(self.observer.analyzer)
+                await self.ui.start()
+        except (adminui.AdminUIError, UIError) as exc:
+            await self.close()
+            raise CommandError(str(exc)) from exc
+        notices = []
+        if self.ui is not None:
+            notices.append(f"live page at {self.ui.url}")
+        if self.admin is not None:
+            page = f"{self.admin.url}/" if self.admin.static_dir else "https://admin.socket.io"
+            notices.append(f"Admin UI server {self.admin.url} (open {page})")
+        return notices
+
+    def print_rooms(self) -> None:
+        self.log(Record(model.ROOMS, time.time(), extra={"rooms": self.observer.rooms()}))
+
+    async def close(self) -> None:
+        """Work off what is queued; the analysis' rooms and summary records end log and capture."""
+        await self.observer.finish()
+        if self.admin is not None:
+            await self.admin.stop()
+        if self.ui is not None:
+            await self.ui.stop()
+        self.log.close(time.time())
+        if self.capture is not None:
+            self.capture.close()
+        if self.args.log is not None:
+            # a full disk keeps the unwritten tail in the file buffer; that was reported already
+            with contextlib.suppress(OSError):
+                self.stream.close()
+
+
+class _Worker:
+    """The observer process, fed through its stdin. On a pipe of its own it answers "ready" and
+    the lines that say where its pages are, or in one sentence why it cannot start."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, notices: list[str]) -> None:
+        self.proc = proc
+        self.notices = notices
+        assert proc.stdin is not None
+        transport = proc.stdin.transport
+        self.channel = ChannelWriter(transport.write,
+                                     transport.get_write_buffer_size)
+
+    @classmethod
+    async def spawn(cls, argv: list[str]) -> _Worker:
+        ready_r, ready_w = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "sio_sniffer.worker", str(ready_w), *argv,
+                stdin=asyncio.subprocess.PIPE, pass_fds=(ready_w,))
+        finally:
+            os.close(ready_w)
+        with os.fdopen(ready_r, "rb") as ready:
+            answer = (await asyncio.to_thread(ready.read)).decode().strip()
+        first, *notices = answer.splitlines() or [""]
+        if first != "ready":
+            await proc.wait()
+            raise CommandError(answer or f"the observer process exited with {proc.returncode}")
+        return cls(proc, notices)
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+
+    async def finish(self) -> int:
+        """No more traffic: close the pipe; the worker works off its backlog and exits."""
+        self.channel.flush()
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        with contextlib.suppress(ConnectionError):
+            await self.proc.stdin.wait_closed()
+        if self.channel.dropped:
+            _say(f"the observer process fell behind: {self.channel.dropped} bytes of copies "
+                 "were not analysed (forwarding was not affected)")
+        return await self.proc.wait()
+
+
+async def serve(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         config = build_config(args)
     except (ConfigError, OSError, ssl.SSLError) as exc:
-        print(f"sio-sniffer: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 2
+    side: ObserverSide | None = None
+    worker: _Worker | None = None
     try:
-        stream = _open_log(args.log)
-    except OSError as exc:
-        print(f"sio-sniffer: cannot open the log file {args.log}: {exc.strerror or exc}",
-              file=sys.stderr)
+        if args.single_process:
+            side = ObserverSide(args, config)
+            notices = await side.start()
+            relay = Relay(config.upstream, config.listen, side.observer.tap,
+                          ssl_listen=config.ssl_listen)
+        else:
+            worker = await _Worker.spawn(argv)
+            notices = worker.notices
+            relay = Relay(config.upstream, config.listen, lambda _: None,
+                          ssl_listen=config.ssl_listen, tap_factory=worker.channel.tap)
+        await relay.start()
+    except (CommandError, PortInUseError, ValueError) as exc:
+        _say(str(exc))
+        if side is not None:
+            await side.close()
+        if worker is not None:
+            await worker.finish()
         return 2
-    log = JsonLogSink(stream, pretty=args.pretty, max_payload=args.max_payload_log,
-                      log_filter=LogFilter(nsp=tuple(args.nsp), name=tuple(args.name),
-                                           dir=args.dir, quiet_heartbeats=args.quiet_heartbeats,
-                                           verbose=args.verbose),
-                      on_problem=lambda m: print(f"sio-sniffer: {m}", file=sys.stderr))
-    sinks: list[Any] = [log]
-    tap_sinks: list[Any] = []
-    capture = None
-    if args.capture:
-        capture = CaptureWriter(args.capture, upstream=config.upstream,
-                                show_secrets=args.show_secrets, rotate_bytes=args.capture_rotate,
-                                on_problem=lambda m: print(f"sio-sniffer: {m}", file=sys.stderr))
-        sinks.append(capture)
-        tap_sinks.append(capture.tap)
-    ui: Any = None
-    if args.ui is not None:
-        from sio_sniffer.ui import LiveUI, UIError
-
-        ui = LiveUI(*args.ui, title=f"sio-sniffer: {config.upstream}")
-        sinks.append(ui.sink)
-    try:
-        admin = adminui.from_args(args, server_id=config.upstream)
-        if admin is not None:
-            sinks.append(admin.record)
-            tap_sinks.append(admin.tap)
-            await admin.start()
-    except adminui.AdminUIError as exc:
-        print(f"sio-sniffer: {exc}", file=sys.stderr)
-        return 2
-    sniffer = Sniffer(config, sinks=sinks, tap_sinks=tap_sinks)
-    if admin is not None:
-        admin.watch_rooms(sniffer.rooms)
-    if ui is not None:
-        ui.use_analysis(sniffer.analyzer)
-        try:
-            await ui.start()
-        except UIError as exc:
-            print(f"sio-sniffer: {exc}", file=sys.stderr)
-            return 2
-    try:
-        await sniffer.start()
-    except PortInUseError as exc:
-        print(f"sio-sniffer: {exc}", file=sys.stderr)
-        if ui is not None:
-            await ui.stop()
-        if admin is not None:
-            await admin.stop()
-        return 2
-    listening = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sniffer.bound)
-    print(f"sio-sniffer: listening on {listening}, upstream {config.upstream} "
-          "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)", file=sys.stderr)
-    if ui is not None:
-        print(f"sio-sniffer: live page at {ui.url}", file=sys.stderr, flush=True)
-    if admin is not None:
-        page = f"{admin.url}/" if admin.static_dir else "https://admin.socket.io"
-        print(f"sio-sniffer: Admin UI server {admin.url} (open {page})", file=sys.stderr,
-              flush=True)
+    listening = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in relay.bound)
+    _say(f"listening on {listening}, upstream {config.upstream} "
+         "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)")
+    for notice in notices:
+        _say(notice)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    rooms = side.print_rooms if side is not None else \
+        lambda: worker.signal(signal.SIGUSR1) if worker is not None else None
     with contextlib.suppress(AttributeError, NotImplementedError):
-        loop.add_signal_handler(signal.SIGUSR1, lambda: log(_rooms_record(sniffer)))
+        loop.add_signal_handler(signal.SIGUSR1, rooms)
     await stop.wait()
-    # Stopping runs the analysis' finish: its rooms and summary records end the log and capture.
-    await sniffer.stop()
-    if admin is not None:
-        await admin.stop()
-    if ui is not None:
-        await ui.stop()
-    log.close(time.time())
-    if capture is not None:
-        capture.close()
-    if args.log is not None:
-        # a full disk keeps the unwritten tail in the file buffer; that was reported already
-        with contextlib.suppress(OSError):
-            stream.close()
+    await relay.stop()
+    if side is not None:
+        await side.close()
+    if worker is not None and await worker.finish() != 0:
+        return 1
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(serve(args))
+    return asyncio.run(serve(args, args.argv))

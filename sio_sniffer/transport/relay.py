@@ -22,7 +22,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from sio_sniffer.transport.events import (
@@ -39,6 +39,14 @@ _SCHEMES = {"http": (False, 80), "ws": (False, 80), "https": (True, 443), "wss":
 _IPV6_UNAVAILABLE = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 
 Role = Literal["client", "server"]
+
+
+class TapLike(Protocol):
+    """What the relay hands copies to: a parsing ConnectionTap, or a ChannelTap."""
+
+    def data(self, dir: Direction, data: bytes) -> None: ...
+    def eof(self, dir: Direction) -> None: ...
+    def emit(self, event: TapEvent) -> None: ...
 
 
 class PortInUseError(OSError):
@@ -173,7 +181,8 @@ class _Link:
     def __init__(self, relay: Relay, conn: str) -> None:
         self.relay = relay
         self.conn = conn
-        self.tap = ConnectionTap(conn, relay.on_event, relay.tap_body_limit, time.time)
+        self.tap: TapLike = relay.tap_factory(conn) if relay.tap_factory is not None else \
+            ConnectionTap(conn, relay.on_event, relay.tap_body_limit, time.time)
         self.client: _Side = _ClientSide(self)
         self.server: _Side | None = None
         self.connecting: asyncio.Task[None] | None = None
@@ -337,7 +346,9 @@ class Relay:
     entries reuse the first one's port when it is free, so one port serves IPv4 and IPv6.
     ``::1`` is skipped silently on a machine without IPv6. ``on_event`` runs synchronously on
     the event loop for every tap event: keep it quick (queue work elsewhere); if it raises, the
-    error is logged and traffic is unaffected.
+    error is logged and traffic is unaffected. ``tap_factory`` replaces the in-process parsing
+    tap of each connection (``on_event`` is then unused): the `proxy` command ships raw copies
+    to another process with it (:mod:`sio_sniffer.transport.channel`).
     """
 
     def __init__(
@@ -349,6 +360,7 @@ class Relay:
         ssl_listen: ssl.SSLContext | None = None,
         ssl_upstream: ssl.SSLContext | None = None,
         tap_body_limit: int = 16 * MiB,
+        tap_factory: Callable[[str], TapLike] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme not in _SCHEMES:
@@ -375,6 +387,7 @@ class Relay:
         self.listen = list(listen)
         self.on_event = on_event
         self.tap_body_limit = tap_body_limit
+        self.tap_factory = tap_factory
         self.bound: list[tuple[str, int]] = []
         self.links: set[_Link] = set()
         self._servers: list[asyncio.Server] = []
