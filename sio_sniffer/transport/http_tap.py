@@ -284,6 +284,12 @@ class HttpTap:
         self._current_response: tuple[int, str, Headers, str] | None = None
         self._seq = 0
         self._body_limit = body_limit
+        self._pairing = True
+
+    def stop_pairing(self) -> None:
+        """The response side is no longer parsed: stop keeping requests for it to pair with."""
+        self._pairing = False
+        self._pending.clear()
 
     def feed(self, dir: Direction, data: bytes, ts: float) -> list[TapEvent]:
         """Take a copy of bytes that passed in direction ``dir``; return completed messages."""
@@ -346,7 +352,8 @@ class HttpTap:
                 )
                 self._seq += 1
                 pending = _Pending(head)
-                self._pending.append(pending)
+                if self._pairing:
+                    self._pending.append(pending)
                 self._current_request = pending
                 reader.start_body(framing, length)
             done = reader.body_step()

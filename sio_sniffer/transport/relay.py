@@ -145,7 +145,10 @@ class _Side(asyncio.Protocol):
         self.dir: Direction = "in" if role == "client" else "out"
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
-        self.forward: Callable[[bytes], None] = _discard
+        # until the other leg exists, bytes wait here (Python 3.10 starts reading a new
+        # transport even when connection_made paused it)
+        self.early: list[bytes] = []
+        self.forward: Callable[[bytes], None] = self.early.append
         self.tap_data = link.tap.data
         self.got_eof = False
         self.closed = False
@@ -196,6 +199,8 @@ class _Link:
         transport = self.client.transport
         assert transport is not None
         transport.pause_reading()
+        # on 3.10 the transport registers its reader after connection_made: pause again then
+        asyncio.get_running_loop().call_soon(self._hold, transport)
         peer = transport.get_extra_info("peername")
         self.tap.emit(ConnOpen(
             conn=self.conn, ts=time.time(),
@@ -203,6 +208,10 @@ class _Link:
             tls=self.relay.ssl_listen is not None,
         ))
         self.connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    def _hold(self, transport: asyncio.Transport) -> None:
+        if self.server is None and self.connecting is not None:
+            transport.pause_reading()
 
     async def _connect(self) -> None:
         relay = self.relay
@@ -230,6 +239,11 @@ class _Link:
             server.transport.close()
             return
         client.peer, server.peer = server, client
+        for chunk in client.early:
+            server.transport.write(chunk)
+        for chunk in server.early:
+            client.transport.write(chunk)
+        client.early, server.early = [], []
         client.forward = server.transport.write
         server.forward = client.transport.write
         client.transport.resume_reading()
@@ -257,9 +271,8 @@ class _Link:
             b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
         )
 
-        def answer(data: bytes) -> None:
-            # the request is read first so the client is not reset while still sending it
-            self.tap.data("in", data)
+        def respond() -> None:
+            # only once the request is there, so the client is not reset while still sending it
             if self.answered or client.transport is None:
                 return
             self.answered = True
@@ -270,8 +283,14 @@ class _Link:
             else:
                 client.transport.close()
 
+        def answer(data: bytes) -> None:
+            self.tap.data("in", data)  # the request goes to the tap before its answer
+            respond()
+
         client.tap_data = _no_tap
         client.forward = answer
+        if client.early:  # already tapped as they came
+            respond()
         assert client.transport is not None
         client.transport.resume_reading()
 

@@ -118,6 +118,9 @@ class ConnectionTap:
         """Stop parsing direction ``dir``; the event that says why."""
         layer: Literal["http", "websocket"] = (
             "websocket" if self.mode[dir] == "websocket" else "http")
+        if layer == "http" and dir == "out":
+            # requests would otherwise pile up waiting for answers no one will parse
+            self._http.stop_pairing()
         self.mode[dir] = "raw"
         if isinstance(exc, (HttpTapError, WsTapError)):
             return TapError(conn=self.conn, ts=ts, dir=dir, layer=layer, reason=exc.reason,
