@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -94,6 +95,11 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     return repr(value)
+
+
+# Query parameters and similar names whose values are secrets (``?token=...`` in a connection
+# URL): logs, captures and views show their values only as fingerprints.
+SECRET_NAME = re.compile(r"token|auth|key|secret|passw|session|cookie|credential|jwt", re.I)
 
 
 def fingerprint(value: Any) -> str:

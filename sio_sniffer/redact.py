@@ -30,12 +30,12 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import msgpack
 import orjson
 
-from sio_sniffer.model import Record, fingerprint
+from sio_sniffer.model import SECRET_NAME, Record, fingerprint
 from sio_sniffer.sinks.capture import (
     SECRET_HEADERS,
     CaptureError,
@@ -44,6 +44,7 @@ from sio_sniffer.sinks.capture import (
     CaptureReader,
     CaptureWriter,
     redact_connect_auth,
+    redact_target,
 )
 from sio_sniffer.transport.events import (
     Headers,
@@ -56,7 +57,6 @@ from sio_sniffer.transport.events import (
 )
 
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{8}$")
-_SECRET_QUERY = re.compile(r"token|auth|key|secret|passw|session|cookie|credential|jwt", re.I)
 # A Socket.IO text packet inside an Engine.IO v4 message: type, attachments, namespace, ack id,
 # then the JSON payload.
 _SIO_TEXT = re.compile(r"^4([0-6])(\d+-)?(/[^,]*,)?(\d*)(.*)$", re.S)
@@ -85,20 +85,6 @@ def _fp_bytes(data: bytes) -> bytes:
 
 def _headers(headers: Headers) -> Headers:
     return tuple((k, _fp(v) if k.lower() in SECRET_HEADERS else v) for k, v in headers)
-
-
-def redact_target(target: str) -> str:
-    """A request target with the values of secret-looking query parameters fingerprinted."""
-    parts = urlsplit(target)
-    if not parts.query:
-        return target
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(_SECRET_QUERY.search(k) for k, _ in pairs):
-        return target
-    query = "&".join(
-        f"{quote(k, safe='')}={quote(_fp(v) if _SECRET_QUERY.search(k) else v, safe='')}"
-        for k, v in pairs)
-    return urlunsplit(parts._replace(query=query))
 
 
 def _redact_sio_text(packet: str) -> str | None:
@@ -228,7 +214,7 @@ class Redactor:
     def record(self, rec: Record) -> Record:
         extra = dict(rec.extra)
         if isinstance(extra.get("query"), dict):
-            extra["query"] = {k: _fp(v) if _SECRET_QUERY.search(k) else v
+            extra["query"] = {k: _fp(v) if SECRET_NAME.search(k) else v
                               for k, v in extra["query"].items()}
         if "auth" in extra and extra["auth"] is not None:
             extra["auth"] = _fp(extra["auth"])

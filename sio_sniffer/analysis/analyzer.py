@@ -865,10 +865,19 @@ class Analyzer:
         if sid is None or status < 400:
             return
         body = str(record.get("body") or "")
-        if status == 413:
-            self._flag(record.ts, F.PAYLOAD_TOO_LARGE, "http_413",
-                       f"the server refused a {record.get('req_bytes')}-byte Engine.IO request "
-                       "with 413", "raise the server's max_http_buffer_size / maxHttpBufferSize "
+        req_bytes = record.get("req_bytes")
+        # Node answers an oversize POST with 413; python-engineio with a plain 400, which must
+        # not pass for an unknown session: the request size against the handshake's maxPayload
+        # tells them apart.
+        # (python-engineio may have closed the session by the time its answer passes)
+        known = self.sessions.known(sid)
+        limit = known.max_payload if known is not None else None
+        oversize = limit is not None and isinstance(req_bytes, int) and req_bytes > limit
+        if status == 413 or (status == 400 and oversize):
+            self._flag(record.ts, F.PAYLOAD_TOO_LARGE, f"http_{status}",
+                       f"the server refused a {req_bytes}-byte Engine.IO request with {status}"
+                       + (f" (maxPayload {limit})" if oversize else ""),
+                       "raise the server's max_http_buffer_size / maxHttpBufferSize "
                        "or send smaller events", record, status=status)
             return
         if status != 400:

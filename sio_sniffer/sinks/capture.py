@@ -38,13 +38,14 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Union
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import msgpack
 import orjson
 import structlog
 
 from sio_sniffer import __version__
-from sio_sniffer.model import Record, fingerprint, iso_ts
+from sio_sniffer.model import SECRET_NAME, Record, fingerprint, iso_ts
 from sio_sniffer.transport.events import (
     ConnClose,
     ConnOpen,
@@ -204,6 +205,28 @@ def _put_bytes(out: dict[str, Any], name: str, value: bytes) -> None:
         out[name + "_b64"] = base64.b64encode(value).decode()
 
 
+_FINGERPRINT_VALUE = re.compile(r"^sha256:[0-9a-f]{8}$")
+
+
+def _fingerprint_once(value: str) -> str:
+    return value if _FINGERPRINT_VALUE.match(value) else fingerprint(value)
+
+
+def redact_target(target: str) -> str:
+    """A request target with the values of secret-looking query parameters fingerprinted."""
+    parts = urlsplit(target)
+    if not parts.query:
+        return target
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(SECRET_NAME.search(k) for k, _ in pairs):
+        return target
+    query = "&".join(
+        f"{quote(k, safe='')}="
+        f"{quote(_fingerprint_once(v) if SECRET_NAME.search(k) else v, safe='')}"
+        for k, v in pairs)
+    return urlunsplit(parts._replace(query=query))
+
+
 def _headers_out(headers: Headers, show_secrets: bool) -> list[list[str]]:
     if show_secrets:
         return [[k, v] for k, v in headers]
@@ -233,6 +256,8 @@ def event_to_dict(event: TapEvent, *, show_secrets: bool = False) -> dict[str, A
             if not show_secrets:
                 value = _redact_bytes(event, value)
             _put_bytes(out, f.name, value)
+        elif f.name == "target" and not show_secrets:
+            out[f.name] = redact_target(value)
         else:
             out[f.name] = value
     return out

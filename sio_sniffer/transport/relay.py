@@ -41,6 +41,10 @@ _IPV6_UNAVAILABLE = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 Role = Literal["client", "server"]
 
 
+# How long stop() waits for aborted connections to report that they are gone.
+STOP_GRACE = 2.0
+
+
 class TapLike(Protocol):
     """What the relay hands copies to: a parsing ConnectionTap, or a ChannelTap."""
 
@@ -337,6 +341,8 @@ class _Link:
             return
         self.finished = True
         self.relay.links.discard(self)
+        if not self.relay.links:
+            self.relay.idle.set()
         self.tap.emit(ConnClose(conn=self.conn, ts=time.time(), by=self.first or "proxy",
                                   error=self.error))
 
@@ -409,6 +415,7 @@ class Relay:
         self.tap_factory = tap_factory
         self.bound: list[tuple[str, int]] = []
         self.links: set[_Link] = set()
+        self.idle = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self._ids = itertools.count(1)
 
@@ -461,6 +468,12 @@ class Relay:
         for link in list(self.links):
             link.abort()
         await self._close_servers()
+        if self.links:
+            # the aborted legs report connection_lost on later loop iterations: wait for them,
+            # so every connection's close is told before stop() returns
+            self.idle.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), STOP_GRACE)
 
     async def _close_servers(self) -> None:
         servers, self._servers = self._servers, []
