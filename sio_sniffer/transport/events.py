@@ -11,7 +11,7 @@ server→client.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 Direction = Literal["in", "out"]
 Headers = tuple[tuple[str, str], ...]
@@ -135,7 +135,5 @@ class UpstreamError:
     reason: str
 
 
-TapEvent = Union[
-    ConnOpen, HttpRequest, HttpResponse, WsOpen, WsMessage, WsControl, ConnClose, TapError,
-    UpstreamError,
-]
+TapEvent = (ConnOpen | HttpRequest | HttpResponse | WsOpen | WsMessage | WsControl | ConnClose
+            | TapError | UpstreamError)
