@@ -234,28 +234,55 @@ class Child:
                 await asyncio.wait_for(self._stderr_task, 5)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux): the sniffer is a relay process and its observer
+    child, and both are what the sniffer costs."""
+    parents: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, ()))
+    return tree
+
+
 def proc_status(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM of a process in MB (empty where /proc is not there)."""
+    """VmRSS and VmHWM in MB of a process and its descendants, summed (the sum of the peaks
+    bounds the peak of the sum); empty where /proc is not there."""
     out: dict[str, float] = {}
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = int(value.split()[0]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status", encoding="ascii") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "VmHWM"):
+                        out[key] = out.get(key, 0.0) + int(value.split()[0]) / 1024
+        except (OSError, ValueError, IndexError):
+            continue
     return out
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux), None elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its descendants (Linux), None elsewhere."""
+    total = None
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 async def wait_idle(pid: int, limit: float = 300.0) -> float:
