@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 from sio_sniffer import model
 from sio_sniffer.model import Record, fingerprint
 from sio_sniffer.transport.events import ConnClose, ConnOpen, HttpRequest, TapEvent, WsOpen
+from sio_sniffer.ui.address import parse_ui_address
 
 if TYPE_CHECKING:
     import socketio
@@ -694,28 +695,8 @@ def _offline_index(path: Path) -> bytes:
     return html[:at] + _PREFILL + html[at:] if at >= 0 else html + _PREFILL
 
 
-def parse_address(value: str) -> tuple[str, int]:
-    """``PORT``, ``HOST:PORT`` or ``[V6]:PORT``; a bare port means 127.0.0.1."""
-    text = value.strip()
-    host = "127.0.0.1"
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        text = rest.lstrip(":")
-    elif text.count(":") == 1:
-        host, text = text.split(":")
-        host = host or "127.0.0.1"
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not [HOST:]PORT (e.g. 8767 or 127.0.0.1:8767)") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range 0-65535")
-    return host, port
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--admin-ui", type=parse_address, metavar="[HOST:]PORT",
+    p.add_argument("--admin-ui", type=parse_ui_address, metavar="[HOST:]PORT",
                    help="serve the official Socket.IO Admin UI protocol (/admin) here, "
                         "read-only, fed by what the sniffer sees (default host 127.0.0.1)")
     p.add_argument("--admin-ui-user", metavar="NAME", help="Admin UI login name")

@@ -19,6 +19,7 @@ import time
 from typing import IO, Any
 
 from sio_sniffer import adminui, model
+from sio_sniffer.addresses import split_host_port
 from sio_sniffer.analysis import AnalysisConfig, ConfigError, load_profile, load_rules
 from sio_sniffer.model import Record
 from sio_sniffer.observer import Observer
@@ -32,22 +33,7 @@ from sio_sniffer.ui.address import parse_ui_address
 
 def parse_listen(value: str) -> list[tuple[str, int]]:
     """``PORT``, ``:PORT``, ``HOST:PORT`` or ``[V6]:PORT``; a bare port means both loopbacks."""
-    text = value.strip()
-    host = ""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.lstrip(":")
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        port_text = text
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8766, [::1]:8766 or 8766)") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range 0-65535")
+    host, port = split_host_port(value, "127.0.0.1:8766, [::1]:8766 or 8766")
     return default_listen(port) if host in ("", "localhost") else [(host, port)]
 
 
