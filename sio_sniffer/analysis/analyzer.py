@@ -26,6 +26,9 @@ from sio_sniffer.analysis.sessions import NspState, Session, SessionTable
 from sio_sniffer.model import Record
 
 Emit = Callable[[Record], None]
+# How many distinctive scalars of an ingested payload are offered to the correlator, which
+# indexes the expectation under the least shared of them.
+ANCHOR_CHOICES = 8
 NAMESPACE_LOOKBACK = 60.0
 
 
@@ -970,7 +973,7 @@ class Analyzer:
             id=self.correlator.new_id(), ts=record.ts,
             deadline=record.ts + (within if within is not None else self.config.deadline),
             source=source, payload=body, target=target,
-            anchors=tuple(payload.anchors(target)) if structural else (),
+            anchors=tuple(payload.anchors(target, ANCHOR_CHOICES)) if structural else (),
             conn=record.conn, eio_sid=record.eio_sid if source == "event" else None,
             nsp=record.nsp, name=record.name, path=path, seq=record.get("seq"),
             rule=rule_index, rule_key=key, structural=structural, fields=fields)

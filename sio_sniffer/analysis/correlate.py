@@ -78,6 +78,11 @@ class Correlator:
     def add(self, exp: Expectation) -> list[Expectation]:
         """Open ``exp``; returns expectations evicted because the table was full."""
         self.open[exp.id] = exp
+        if len(exp.anchors) > 1:
+            # Index under the least shared of the candidates: a field every event carries (a
+            # cwd, a padding) would otherwise put every expectation behind one anchor, and each
+            # outgoing event would be checked against all of them.
+            exp.anchors = (min(exp.anchors, key=lambda a: len(self.by_anchor.get(a, ()))),)
         for anchor in exp.anchors:
             self.by_anchor.setdefault(anchor, {})[exp.id] = None
         if exp.structural and not exp.anchors:
