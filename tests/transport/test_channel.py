@@ -1,0 +1,90 @@
+"""The pipe between the relay and the observer process: what crosses it is what one process
+would have seen, and an observer that falls too far behind costs copies, never traffic."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sio_sniffer.transport.channel import ChannelReader, ChannelWriter
+from sio_sniffer.transport.events import ConnClose, ConnOpen, TapError, TapEvent, WsMessage
+from sio_sniffer.transport.relay import TapLike
+from sio_sniffer.transport.tap import ConnectionTap
+
+REQUEST = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+           b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+RESPONSE = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+
+
+def _frame(text: bytes) -> bytes:
+    return bytes([0x81, len(text)]) + text
+
+
+def _drive(tap: TapLike, conn: str) -> None:
+    tap.emit(ConnOpen(conn=conn, ts=1.0, peer="127.0.0.1:1"))
+    tap.data("in", REQUEST)
+    tap.data("out", RESPONSE)
+    # one frame split across two reads, then two frames in one read
+    tap.data("out", _frame(b'42["a",1]')[:5])
+    tap.data("out", _frame(b'42["a",1]')[5:] + _frame(b'42["b",2]') * 2)
+    tap.eof("in")
+    tap.emit(ConnClose(conn=conn, ts=2.0, by="client"))
+
+
+def _kinds(events: list[TapEvent]) -> list[tuple[str, object]]:
+    return [(type(e).__name__, getattr(e, "payload", None)) for e in events]
+
+
+async def test_events_across_the_pipe_equal_one_process() -> None:
+    """Framed raw copies, re-parsed on the other side, give the same tap events as parsing in
+    the relay's own process."""
+    direct: list[TapEvent] = []
+    _drive(ConnectionTap("c1", direct.append, 1 << 20, lambda: 1.5), "c1")
+    crossed: list[TapEvent] = []
+    reader = ChannelReader(crossed.append, 1 << 20)
+    pipe: list[bytes] = []
+    writer = ChannelWriter(pipe.append, lambda: 0)
+    _drive(writer.tap("c1"), "c1")
+    writer.flush()
+    blob = b"".join(pipe)
+    for i in range(0, len(blob), 7):  # the pipe delivers arbitrary slices
+        reader.feed(blob[i:i + 7])
+    assert _kinds(crossed) == _kinds(direct)
+    assert [e.payload for e in crossed if isinstance(e, WsMessage)] == \
+        [b'42["a",1]', b'42["b",2]', b'42["b",2]']
+
+
+async def test_a_full_pipe_drops_copies_and_says_so() -> None:
+    """Past the limit the copies of a connection are dropped and counted; once the pipe drains
+    the observer is told, the connection is no longer decoded, and other events still cross."""
+    backlog = [10**9]
+    pipe: list[bytes] = []
+    writer = ChannelWriter(pipe.append, lambda: backlog[0], limit=1000)
+    tap = writer.tap("c7")
+    tap.emit(ConnOpen(conn="c7", ts=1.0, peer="127.0.0.1:1"))
+    tap.data("in", REQUEST)
+    assert writer.dropped == len(REQUEST)
+    backlog[0] = 0
+    tap.data("out", RESPONSE)
+    tap.emit(ConnClose(conn="c7", ts=2.0, by="server"))
+    writer.flush()
+    seen: list[TapEvent] = []
+    ChannelReader(seen.append, 1 << 20).feed(b"".join(pipe))
+    errors = [e for e in seen if isinstance(e, TapError)]
+    assert len(errors) == 1 and f"{len(REQUEST)} bytes" in errors[0].reason
+    assert "forwarding was not affected" in errors[0].reason
+    assert isinstance(seen[0], ConnOpen) and isinstance(seen[-1], ConnClose)
+    assert not any(type(e).__name__ == "HttpResponse" for e in seen)
+
+
+async def test_writes_are_batched_per_loop_turn() -> None:
+    """Copies taken in one loop iteration leave in one write."""
+    pipe: list[bytes] = []
+    writer = ChannelWriter(pipe.append, lambda: 0)
+    tap = writer.tap("c2")
+    for _ in range(50):
+        tap.data("in", b"x")
+    assert pipe == []
+    await asyncio.sleep(0)
+    assert len(pipe) == 1
