@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import socketio
 
 from tests.conftest import free_port
@@ -29,6 +30,14 @@ async def _start_proxy(*args: str) -> asyncio.subprocess.Process:
 async def _stop(proc: asyncio.subprocess.Process) -> int:
     proc.send_signal(signal.SIGTERM)
     return await asyncio.wait_for(proc.wait(), 20)
+
+
+async def _until(check: Any, timeout: float = 10) -> None:
+    """Wait for a file-visible condition (the log is flushed on the sniffer's 100 ms tick)."""
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(poll(), timeout)
 
 
 def _log(path: Path) -> list[dict[str, Any]]:
@@ -73,9 +82,12 @@ async def test_port_in_use_exits_2_with_the_fix() -> None:
     assert "claude-mpm monitor start --port 8766" in text
 
 
-async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_factory: Any) -> None:
-    """The command relays a real client session and writes the JSON log and a capture file;
-    SIGTERM ends both with the analysis summary."""
+@pytest.mark.parametrize("mode", [[], ["--single-process"]])
+async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_factory: Any,
+                                                 mode: list[str]) -> None:
+    """The command (observer in its own process, or in the relay's) relays a real client
+    session and writes the JSON log and a capture file; SIGUSR1 adds the inferred rooms;
+    SIGTERM ends both files with the analysis summary."""
     server = await py_server_factory()
     got: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -89,7 +101,7 @@ async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_facto
     log = tmp_path / "log.jsonl"
     capture = tmp_path / "cap.jsonl"
     proc = await _start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", server.url,
-                              "--log", str(log), "--capture", str(capture))
+                              "--log", str(log), "--capture", str(capture), *mode)
     try:
         client = socketio.AsyncClient(reconnection=False)
         client.on("pong_you", got.put)
@@ -97,6 +109,8 @@ async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_facto
         await client.emit("ping_me", {"n": 1})
         assert await asyncio.wait_for(got.get(), 10) == {"n": 1}
         await client.disconnect()
+        proc.send_signal(signal.SIGUSR1)
+        await _until(lambda: log.exists() and '"event":"rooms"' in log.read_text())
     finally:
         assert await _stop(proc) == 0
     lines = _log(log)
@@ -104,6 +118,6 @@ async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_facto
     assert "eio.open" in kinds and "sio.connect_ok" in kinds
     assert any(r["event"] == "sio.event" and r["name"] == "pong_you" and r["dir"] == "out"
                for r in lines)
-    assert kinds[-2:] == ["rooms", "summary"]
+    assert kinds[-2:] == ["rooms", "summary"] and kinds.count("rooms") == 2
     header = json.loads(capture.read_text().splitlines()[0])
     assert header["upstream"] == server.url
