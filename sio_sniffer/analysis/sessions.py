@@ -78,9 +78,6 @@ class Session:
         state = self.nsps.get(nsp)
         return state is not None and state.state == "connected"
 
-    def connected_nsps(self) -> list[str]:
-        return [n for n, s in self.nsps.items() if s.state == "connected"]
-
     def role(self) -> str:
         if self.role_rule:
             return self.role_rule

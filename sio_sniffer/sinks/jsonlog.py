@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import sys
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -167,10 +167,6 @@ class JsonLogSink:
         """Log one already-built line (used for the sniffer's own notices too)."""
         event = line.pop("event")
         self._log.msg(event, **line)
-
-    def write_all(self, lines: Iterable[dict[str, Any]]) -> None:
-        for line in lines:
-            self.write(line)
 
     def _count_heartbeat(self, record: Record) -> None:
         if record.event == model.EIO_PING:
