@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -295,25 +295,34 @@ def _str_or_none(source: _Source, line: int | None, table: dict[str, Any], key: 
     raise source.error(line, f"{where}: '{key}' must be a string, got {value!r}")
 
 
-def _parse_rules(source: _Source, tables: object) -> tuple[Rule, ...]:
+def _check_keys(source: _Source, start: int | None, table: dict[str, Any], known: set[str],
+                where: str) -> None:
+    unknown = set(table) - known
+    if unknown:
+        key = sorted(unknown)[0]
+        raise source.error(source.key_line(start, key),
+                           f"{where}: unknown key '{key}' (known: {', '.join(sorted(known))})")
+
+
+def _array_of_tables(source: _Source, tables: object, kind: str,
+                     known: set[str]) -> Iterator[tuple[int | None, dict[str, Any], str]]:
+    """Each ``[[kind]]`` table, checked for unknown keys, with its first line and its name."""
     if not isinstance(tables, list):
-        raise source.error(source.key_line(None, "rule"),
-                           "'rule' must be an array of tables: write [[rule]]")
-    starts = source.table_lines("rule")
-    rules = []
+        raise source.error(source.key_line(None, kind),
+                           f"'{kind}' must be an array of tables: write [[{kind}]]")
+    starts = source.table_lines(kind)
     for i, table in enumerate(tables):
         start = starts[i] if i < len(starts) else None
-        where = f"rule {i + 1}"
+        where = f"{kind} {i + 1}"
         if not isinstance(table, dict):
             raise source.error(start, f"{where} must be a table")
-        unknown = set(table) - _RULE_KEYS
-        if unknown:
-            key = sorted(unknown)[0]
-            known = ", ".join(sorted(_RULE_KEYS))
-            raise source.error(source.key_line(start, key),
-                               f"{where}: unknown key '{key}' (known: {known})")
-        rules.append(_parse_rule(source, start, table, where))
-    return tuple(rules)
+        _check_keys(source, start, table, known, where)
+        yield start, table, where
+
+
+def _parse_rules(source: _Source, tables: object) -> tuple[Rule, ...]:
+    return tuple(_parse_rule(source, start, table, where)
+                 for start, table, where in _array_of_tables(source, tables, "rule", _RULE_KEYS))
 
 
 def _parse_rule(source: _Source, start: int | None, table: dict[str, Any], where: str) -> Rule:
@@ -374,21 +383,8 @@ def _parse_rule(source: _Source, start: int | None, table: dict[str, Any], where
 
 
 def _parse_roles(source: _Source, tables: object) -> tuple[RoleRule, ...]:
-    if not isinstance(tables, list):
-        raise source.error(source.key_line(None, "role"),
-                           "'role' must be an array of tables: write [[role]]")
-    starts = source.table_lines("role")
     roles = []
-    for i, table in enumerate(tables):
-        start = starts[i] if i < len(starts) else None
-        where = f"role {i + 1}"
-        if not isinstance(table, dict):
-            raise source.error(start, f"{where} must be a table")
-        unknown = set(table) - _ROLE_KEYS
-        if unknown:
-            key = sorted(unknown)[0]
-            raise source.error(source.key_line(start, key), f"{where}: unknown key '{key}' "
-                                                            "(known: nsp, peer, role, user_agent)")
+    for start, table, where in _array_of_tables(source, tables, "role", _ROLE_KEYS):
         role = table.get("role")
         if role not in ROLES:
             raise source.error(source.key_line(start, "role"),
@@ -457,12 +453,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
         line = _header_line(source, table_name)
         if not isinstance(table, dict):
             raise source.error(line, f"'{table_name}' must be a table: write [{table_name}]")
-        bad = set(table) - keys
-        if bad:
-            key = sorted(bad)[0]
-            allowed = ", ".join(sorted(keys))
-            raise source.error(source.key_line(line, key),
-                               f"[{table_name}]: unknown key '{key}' (known: {allowed})")
+        _check_keys(source, line, table, keys, f"[{table_name}]")
         tables[table_name] = table
 
     def typed(table_name: str, key: str, kind: type | tuple[type, ...], what: str) -> Any:
