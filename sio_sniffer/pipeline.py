@@ -27,6 +27,7 @@ from sio_sniffer.model import SECRET_NAME, Record, fingerprint
 from sio_sniffer.transport.events import (
     ConnClose,
     ConnOpen,
+    Direction,
     Headers,
     HttpRequest,
     HttpResponse,
@@ -154,14 +155,7 @@ class Pipeline:
         path, query = _query(ev.target)
         if self._is_eio(path):
             if ev.method == "POST" and "sid" in query:
-                session = self._session_for(query, ev.headers, ev.conn)
-                body, problem = _inflate(ev.body, ev.headers)
-                if problem:
-                    self._decode_problem(ev.ts, ev.conn, session.sid, "in", problem, ev.body)
-                else:
-                    self._feed_items(session, ev.ts, ev.conn,
-                                     session.decoder.polling("in", body,
-                                                             header(ev.headers, "content-type")))
+                self._polling(self._session_for(query, ev.headers, ev.conn), "in", ev)
             return
         args: Any = None
         ctype = header(ev.headers, "content-type") or ""
@@ -181,17 +175,9 @@ class Pipeline:
         req = ev.request
         path, query = _query(req.target)
         engineio = self._is_eio(path)
-        session: _Session | None = None
         if engineio and ev.status == 200 and req.method == "GET" and \
                 query.get("transport", "polling") == "polling":
-            session = self._session_for(query, req.headers, ev.conn)
-            body, problem = _inflate(ev.body, ev.headers)
-            if problem:
-                self._decode_problem(ev.ts, ev.conn, session.sid, "out", problem, ev.body)
-            else:
-                self._feed_items(session, ev.ts, ev.conn,
-                                 session.decoder.polling("out", body,
-                                                         header(ev.headers, "content-type")))
+            self._polling(self._session_for(query, req.headers, ev.conn), "out", ev)
         if engineio and ev.status < 400 and not self._config.verbose_http:
             return
         extra: dict[str, Any] = {
@@ -206,6 +192,15 @@ class Pipeline:
         transport = query.get("transport") if engineio else None
         self._emit(Record(model.HTTP, ev.ts, conn=ev.conn, eio_sid=sid, transport=transport,
                           extra=extra))
+
+    def _polling(self, session: _Session, dir: Direction, ev: HttpRequest | HttpResponse) -> None:
+        """Decode the body of a polling exchange in direction ``dir`` (after any inflating)."""
+        body, problem = _inflate(ev.body, ev.headers)
+        if problem:
+            self._decode_problem(ev.ts, ev.conn, session.sid, dir, problem, ev.body)
+        else:
+            self._feed_items(session, ev.ts, ev.conn,
+                             session.decoder.polling(dir, body, header(ev.headers, "content-type")))
 
     def _session_for(self, query: dict[str, str], headers: Headers, conn: str) -> _Session:
         """The session a request belongs to; a handshake (no sid) starts a new one."""
