@@ -27,7 +27,7 @@ from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, defau
 from sio_sniffer.sinks.capture import CaptureWriter
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
 from sio_sniffer.transport.channel import ChannelWriter
-from sio_sniffer.transport.relay import PortInUseError, Relay
+from sio_sniffer.transport.relay import PortInUseError, Relay, format_addr
 from sio_sniffer.ui.address import parse_ui_address
 
 
@@ -279,7 +279,7 @@ async def serve(args: argparse.Namespace, argv: list[str]) -> int:
         if worker is not None:
             await worker.finish()
         return 2
-    listening = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in relay.bound)
+    listening = ", ".join(format_addr(h, p) for h, p in relay.bound)
     _say(f"listening on {listening}, upstream {config.upstream} "
          "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)")
     for notice in notices:

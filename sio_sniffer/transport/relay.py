@@ -60,7 +60,7 @@ class PortInUseError(OSError):
         self.host = host
         self.port = port
         self.holder = holder
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        where = format_addr(host, port)
         by = f" by {holder}" if holder else ""
         message = (
             f"cannot listen on {where}: the address is already in use{by}; stop that process or "
@@ -208,7 +208,7 @@ class _Link:
         peer = transport.get_extra_info("peername")
         self.tap.emit(ConnOpen(
             conn=self.conn, ts=time.time(),
-            peer=_format_addr(peer) if isinstance(peer, tuple) else str(peer),
+            peer=format_addr(str(peer[0]), peer[1]) if isinstance(peer, tuple) else str(peer),
             tls=self.relay.ssl_listen is not None,
         ))
         self.connecting = asyncio.get_running_loop().create_task(self._connect())
@@ -356,9 +356,9 @@ class _Link:
                 side.transport.abort()
 
 
-def _format_addr(addr: tuple[object, ...]) -> str:
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+def format_addr(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Relay:
