@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 import time
 import webbrowser
@@ -38,6 +37,7 @@ from sio_sniffer.diagnostics.clients import find_probe, hook_body, new_nonce, pe
 from sio_sniffer.diagnostics.server import INGEST_PATH
 from sio_sniffer.diagnostics.verdict import Cause, Check
 from sio_sniffer.model import fingerprint
+from sio_sniffer.shutdown import stop_event
 
 STATIC_DIR = Path(__file__).resolve().with_name("dashboard_static")
 STATIC_FILES = ("sio-client.js", "dashboard.js", "dashboard.css")
@@ -594,10 +594,7 @@ async def _serve(page: DashboardPage, open_browser: bool) -> None:
           f"namespaces {', '.join(page.namespaces)})", flush=True)
     if open_browser:
         webbrowser.open(page.url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     try:
         await stop.wait()
     finally:

@@ -24,6 +24,7 @@ from sio_sniffer.analysis import AnalysisConfig, ConfigError, load_profile, load
 from sio_sniffer.model import Record
 from sio_sniffer.observer import Observer
 from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, default_listen
+from sio_sniffer.shutdown import stop_event
 from sio_sniffer.sinks.capture import CaptureWriter
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
 from sio_sniffer.transport.channel import ChannelWriter
@@ -284,10 +285,8 @@ async def serve(args: argparse.Namespace, argv: list[str]) -> int:
          "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)")
     for notice in notices:
         _say(notice)
-    stop = asyncio.Event()
+    stop = stop_event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     rooms = side.print_rooms if side is not None else \
         lambda: worker.signal(signal.SIGUSR1) if worker is not None else None
     with contextlib.suppress(AttributeError, NotImplementedError):

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import html
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +38,7 @@ from aiohttp import web
 
 from sio_sniffer import model
 from sio_sniffer.model import Record, fingerprint
+from sio_sniffer.shutdown import stop_event
 from sio_sniffer.sinks.jsonlog import JsonLogSink, stdout_binary
 
 Sink = Callable[[Record], None]
@@ -501,10 +501,7 @@ async def _serve(server: DiagnosticServer) -> None:
     print(f"sio-sniffer serve: {server.layout} layout on {server.url} "
           f"(namespaces {', '.join(server.namespaces)}; hook POSTs to {INGEST_PATH})"
           + (f"; faults: {', '.join(faults)}" if faults else ""), file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     try:
         await stop.wait()
     finally:

@@ -8,11 +8,11 @@ sink attached, then :func:`serve` shows the page until Ctrl-C. The page is the l
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sio_sniffer.shutdown import stop_event
 from sio_sniffer.ui.server import LiveUI, UIError
 
 OFFLINE_BUFFER = 100_000
@@ -40,10 +40,7 @@ async def _serve(ui: LiveUI) -> None:
     await ui.start()
     print(f"sio-sniffer report: {ui.records} records loaded; page at {ui.url} "
           "(Ctrl-C to stop)", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     try:
         await stop.wait()
     finally:
