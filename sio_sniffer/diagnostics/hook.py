@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,19 +86,26 @@ async def send_http(url: str, seq: int, nonce: str, debug: bool = False) -> Send
     return Send(seq, False, f"HTTP {status}" + (f": {text[:120]}" if text else ""), elapsed)
 
 
-async def run_http(url: str, events: int, continuous: float | None, interval: float,
-                   debug: bool, on_send: Any) -> HookReport:
-    report = HookReport("http", url)
-    nonce = new_nonce()
+async def _send_all(report: HookReport, send_one: Callable[[int], Awaitable[Send]], events: int,
+                    continuous: float | None, interval: float, on_send: Any) -> None:
+    """``events`` sends back to back, or one per ``interval`` for ``continuous`` seconds."""
     deadline = time.monotonic() + continuous if continuous else None
     seq = 0
     while (seq < events) if deadline is None else (time.monotonic() < deadline):
-        send = await send_http(url, seq, nonce, debug)
+        send = await send_one(seq)
         report.sends.append(send)
         on_send(send)
         seq += 1
         if deadline is not None:
             await asyncio.sleep(interval)
+
+
+async def run_http(url: str, events: int, continuous: float | None, interval: float,
+                   debug: bool, on_send: Any) -> HookReport:
+    report = HookReport("http", url)
+    nonce = new_nonce()
+    await _send_all(report, lambda seq: send_http(url, seq, nonce, debug), events, continuous,
+                    interval, on_send)
     report.connected = any(not s.outcome.startswith("connection failed") for s in report.sends)
     return report
 
@@ -140,16 +148,9 @@ async def run_socketio(url: str, events: int, continuous: float | None, interval
         return report
     report.connected = True
     nonce = new_nonce()
-    deadline = time.monotonic() + continuous if continuous else None
-    seq = 0
     try:
-        while (seq < events) if deadline is None else (time.monotonic() < deadline):
-            send = await _emit_one(client, seq, nonce, namespaces)
-            report.sends.append(send)
-            on_send(send)
-            seq += 1
-            if deadline is not None:
-                await asyncio.sleep(interval)
+        await _send_all(report, lambda seq: _emit_one(client, seq, nonce, namespaces), events,
+                        continuous, interval, on_send)
     finally:
         report.reconnects = max(0, connects - 1)
         seen = len(report.disconnects)
