@@ -216,7 +216,6 @@ class Analyzer:
             "notes": notes,
         }
 
-    # -- time ------------------------------------------------------------------------------
 
     def _advance(self, now: float) -> None:
         self.now = now
@@ -267,7 +266,6 @@ class Analyzer:
         elif kind == "sid400":
             self._sid400_due(key, due)
 
-    # -- flags -----------------------------------------------------------------------------
 
     def _flag(self, ts: float, kind: str, code: str, cause: str, hint: str,
               where: Record | None = None, dedupe: tuple[Any, ...] | None = None,
@@ -285,7 +283,6 @@ class Analyzer:
         self.flag_counts[kind] += 1
         self.emit(F.make_flag(ts, kind, code, cause, hint, where, **fields))
 
-    # -- sessions --------------------------------------------------------------------------
 
     def _session(self, record: Record) -> Session | None:
         """The open session a record belongs to; created for sids first seen mid-session."""
@@ -402,7 +399,6 @@ class Analyzer:
                    "(Upgrade/Connection headers, no proxy in between dropping them)",
                    where, eio_sid=session.eio_sid, transport="websocket")
 
-    # -- heartbeats ------------------------------------------------------------------------
 
     def _ping_limit(self, session: Session) -> float | None:
         """How long after a ping the next one is overdue, or None if the interval is unknown."""
@@ -496,7 +492,6 @@ class Analyzer:
                    eio_sid=session.eio_sid, transport=session.transport, side=side,
                    gap_s=round(gap, 3), limit_s=limit)
 
-    # -- Socket.IO -------------------------------------------------------------------------
 
     def _sio_connect(self, record: Record) -> None:
         session = self._session(record)
@@ -643,7 +638,6 @@ class Analyzer:
                    dedupe=(record.eio_sid or record.conn, layer, record.get("reason")),
                    reason=record.get("reason"))
 
-    # -- outgoing events: broadcasts, duplicates, matching -----------------------------------
 
     def _out_event(self, record: Record, session: Session | None) -> None:
         recipient = session.eio_sid if session else (record.eio_sid or record.conn)
@@ -799,7 +793,6 @@ class Analyzer:
         session = self.sessions.known(sid)
         return session.label() if session else str(sid)
 
-    # -- ingest and expectations -----------------------------------------------------------
 
     def _is_ingest(self, record: Record) -> bool:
         path = record.get("path")
@@ -997,7 +990,6 @@ class Analyzer:
                        f"dashboard pairs and groups events by them", out,
                        dedupe=(out.nsp, out.name, tuple(lost)), fields=lost)
 
-    # -- judging a lost event ----------------------------------------------------------------
 
     def _expected_nsp(self, exp: Expectation) -> str:
         rule = self.correlator.rules[exp.rule] if exp.rule is not None else None
