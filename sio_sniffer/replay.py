@@ -39,6 +39,7 @@ from aiohttp import web
 from sio_sniffer import model
 from sio_sniffer.model import Record
 from sio_sniffer.pipeline import Pipeline, PipelineConfig
+from sio_sniffer.progress import ProgressBar
 from sio_sniffer.sinks.capture import CaptureError, CaptureItem, connect_auths
 from sio_sniffer.transport.events import HttpRequest, HttpResponse, WsMessage
 
@@ -290,31 +291,6 @@ def diff(expected: Sequence[Observed], actual: Sequence[Observed], ignore: froze
     return out
 
 
-class Progress:
-    """A one-line progress bar on stderr (only drawn on a terminal)."""
-
-    def __init__(self, total: int, stream: Any = None) -> None:
-        self.total = max(total, 1)
-        self.done = 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * self.done / self.total)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                          f"{self.done}/{self.total} {label[:40]:<40}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 @dataclass
 class ReplayResult:
     """Per captured client: the differences; plus the HTTP steps' statuses and any errors."""
@@ -413,7 +389,7 @@ class _LiveClient:
 async def replay(script: Script, target: str, *, speed: float | None = 1.0,
                  auth: Any = None, ignore: Iterable[str] = DEFAULT_IGNORE,
                  path: str = "/socket.io/", settle: float = 1.0,
-                 progress: Progress | None = None) -> ReplayResult:
+                 progress: ProgressBar | None = None) -> ReplayResult:
     """Run the script against ``target``; ``speed=None`` means as fast as possible."""
     arrived = asyncio.Event()
     live: dict[str, _LiveClient] = {}
@@ -658,7 +634,7 @@ def run(args: argparse.Namespace) -> int:
         print("sio-sniffer replay: warning: the capture holds only fingerprints of the CONNECT "
               "auth (written without --show-secrets); pass --auth JSON", file=sys.stderr)
     ignore = [k for k in args.ignore.split(",") if k]
-    progress = Progress(len(script.steps))
+    progress = ProgressBar(len(script.steps))
     result = asyncio.run(replay(script, args.target, speed=speed, auth=auth, ignore=ignore,
                                 path=args.path, settle=args.settle, progress=progress))
     progress.close()

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 
@@ -29,31 +29,9 @@ from sio_sniffer.diagnostics.clients import (
 )
 from sio_sniffer.diagnostics.observe import Observer
 from sio_sniffer.diagnostics.server import INGEST_PATH, DiagnosticServer
+from sio_sniffer.progress import ProgressBar
 
 SETTLE = 3.0  # how long after the last send an event may still arrive
-
-
-class ProgressBar:
-    """A plain-text bar redrawn in place with ``\\r`` (stderr; no dependency)."""
-
-    def __init__(self, total: int, stream: IO[str], width: int = 30) -> None:
-        self.total = max(total, 1)
-        self.stream = stream
-        self.width = width
-        self._last = -1
-
-    def update(self, done: int, label: str) -> None:
-        filled = self.width * done // self.total
-        if filled == self._last and done != self.total:
-            return
-        self._last = filled
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{self.total} {label}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 @dataclass

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import pty
+import sys
 from typing import Any
 
 from diag_helpers import run_subcommand, subcommand_env
@@ -96,11 +100,40 @@ async def test_auth_test_unanswered_auth_connect(diag_server: Any) -> None:
 
 
 async def test_e2e_embedded_all_delivered() -> None:
-    """e2e with its own server: all events delivered through the sniffer, a bar on stderr."""
+    """e2e with its own server: all events delivered through the sniffer; no bar redraws when
+    stderr is not a terminal."""
     result = await run_subcommand(E2E, "--events", "50")
     assert result.code == 0, result.stdout + result.stderr
     assert "delivered 50/50, lost 0" in result.stdout and "latency p50" in result.stdout
-    assert "\r[" in result.stderr and "50/50 delivered" in result.stderr
+    assert "\r[" not in result.stderr
+
+
+async def test_e2e_draws_a_progress_bar_on_a_terminal() -> None:
+    """On a terminal, e2e redraws a progress bar on stderr up to N/N delivered."""
+    master, slave = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sio_sniffer", "e2e", "--events", "20",
+        stdout=asyncio.subprocess.PIPE, stderr=slave, env=subcommand_env())
+    os.close(slave)
+
+    def read_terminal() -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    terminal = asyncio.create_task(asyncio.to_thread(read_terminal))
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    err = (await asyncio.wait_for(terminal, 10)).decode()
+    os.close(master)
+    assert proc.returncode == 0 and b"delivered 20/20, lost 0" in out
+    assert "\r[" in err and "20/20 delivered" in err
 
 
 async def test_e2e_target_that_drops_events(diag_server: Any) -> None:
