@@ -42,6 +42,7 @@ from sio_sniffer import model
 from sio_sniffer.model import Record, fingerprint
 from sio_sniffer.transport.events import ConnClose, ConnOpen, HttpRequest, TapEvent, WsOpen
 from sio_sniffer.ui.address import parse_ui_address
+from sio_sniffer.webapp import serve_app
 
 if TYPE_CHECKING:
     import socketio
@@ -252,20 +253,12 @@ class AdminUIBridge:
             app.router.add_get("/", self._serve_index)
             app.router.add_get("/index.html", self._serve_index)
             app.router.add_static("/", self.static_dir)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
         try:
-            await site.start()
+            self._runner, port = await serve_app(app, self.host, self.port, shutdown_timeout=0.5)
         except OSError as exc:
-            await self._runner.cleanup()
-            self._runner = None
             raise AdminUIError(f"the Admin UI bridge cannot listen on "
                                f"{self.host}:{self.port}: {exc.strerror or exc}") from None
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.bound = (self.host, sockets[0].getsockname()[1]) if sockets else (self.host,
-                                                                                self.port)
+        self.bound = (self.host, port)
         self._started = time.monotonic()
         self._ticker = asyncio.create_task(self._tick_loop())
         if not _is_loopback(self.host) and self.username is None:

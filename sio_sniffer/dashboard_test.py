@@ -38,6 +38,7 @@ from sio_sniffer.diagnostics.server import INGEST_PATH
 from sio_sniffer.diagnostics.verdict import Cause, Check
 from sio_sniffer.model import fingerprint
 from sio_sniffer.shutdown import stop_event
+from sio_sniffer.webapp import serve_app
 
 STATIC_DIR = Path(__file__).resolve().with_name("dashboard_static")
 STATIC_FILES = ("sio-client.js", "dashboard.js", "dashboard.css")
@@ -237,15 +238,7 @@ class DashboardPage:
 
     async def start(self) -> None:
         """Listen; raises ``OSError`` when the port is taken."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.25)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self._runner, self.port = await serve_app(self.app, self.host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

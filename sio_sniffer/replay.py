@@ -42,6 +42,7 @@ from sio_sniffer.pipeline import Pipeline, PipelineConfig
 from sio_sniffer.progress import ProgressBar
 from sio_sniffer.sinks.capture import CaptureError, CaptureItem, connect_auths
 from sio_sniffer.transport.events import HttpRequest, HttpResponse, WsMessage
+from sio_sniffer.webapp import serve_app
 
 DEFAULT_IGNORE = ("id", "_id", "ts", "timestamp", "time", "date", "created_at", "updated_at")
 HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding",
@@ -534,12 +535,8 @@ class ServedCapture:
                 self._timeline.setdefault(obs.nsp, []).append((max(obs.ts - base, 0.0), obs))
 
     async def start(self, host: str, port: int) -> None:
-        self._runner = web.AppRunner(self.app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0] if self._runner.addresses else (host, port)
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        self._runner, bound = await serve_app(self.app, host, port)
+        self.url = f"http://{host}:{bound}"
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -40,6 +40,7 @@ from sio_sniffer import model
 from sio_sniffer.model import Record, fingerprint
 from sio_sniffer.shutdown import stop_event
 from sio_sniffer.sinks.jsonlog import JsonLogSink, stdout_binary
+from sio_sniffer.webapp import serve_app
 
 Sink = Callable[[Record], None]
 
@@ -219,17 +220,7 @@ class DiagnosticServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        # Long-poll GETs can hang for pingInterval + pingTimeout (90 s with claude-mpm's
-        # settings); on stop they are cut after a short grace instead of holding the shutdown.
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.25)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self._runner, self.port = await serve_app(self.app, self.host, self.port)
         self._started = time.monotonic()
         if self.layout == "claude-mpm":
             self._heartbeat = asyncio.create_task(self._heartbeat_loop())

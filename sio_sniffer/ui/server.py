@@ -30,6 +30,7 @@ from aiohttp import WSMsgType, web
 from sio_sniffer.model import Record
 from sio_sniffer.ui.address import LOOPBACK, is_loopback
 from sio_sniffer.ui.state import UNLISTED, Note, ViewState
+from sio_sniffer.webapp import serve_app
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
@@ -217,13 +218,9 @@ class LiveUI:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5,
-                               handle_signals=False)
-        await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            runner, _ = await serve_app(self.app, self.host, self.port, shutdown_timeout=0.5)
         except OSError as exc:
-            await runner.cleanup()
             if exc.errno == errno.EADDRINUSE:
                 raise UIError(f"cannot serve the live page on {self.host}:{self.port}: the port "
                               "is in use (pick another with --ui HOST:PORT)") from None
