@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum, auto
 
+from sio_sniffer.transport.errors import RAW_SNIPPET, TapParseError
 from sio_sniffer.transport.events import (
     Direction,
     Headers,
@@ -33,21 +34,13 @@ from sio_sniffer.transport.events import (
 # The tap keeps this much of a header block while waiting for its end; beyond it the peer is
 # either not speaking HTTP or abusing it, and the tap gives up on the direction.
 MAX_HEADER_BLOCK = 256 * 1024
-_RAW_SNIPPET = 256
 _TOKEN_CHARS = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _HEX_CHARS = frozenset(b"0123456789abcdefABCDEF")
 
 
-class HttpTapError(Exception):
+class HttpTapError(TapParseError):
     """What passed is not HTTP/1.x the tap can follow (it was forwarded untouched all the same)."""
-
-    def __init__(self, reason: str, raw: bytes, offset: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.raw = raw
-        self.offset = offset
-        self.events: list[TapEvent] = []  # what the same input completed before the error
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +117,7 @@ class _Reader:
         self.truncated = False
 
     def error(self, reason: str, at: int = 0) -> HttpTapError:
-        return HttpTapError(reason, bytes(self.buf[at:at + _RAW_SNIPPET]), self.consumed + at)
+        return HttpTapError(reason, bytes(self.buf[at:at + RAW_SNIPPET]), self.consumed + at)
 
     def take(self, n: int) -> bytes:
         chunk = bytes(self.buf[:n])
@@ -340,7 +333,7 @@ class HttpTap:
                 ):
                     raise HttpTapError(
                         f"malformed request line {lines[0][:80]!r}",
-                        "\r\n".join(lines)[:_RAW_SNIPPET].encode("latin-1"),
+                        "\r\n".join(lines)[:RAW_SNIPPET].encode("latin-1"),
                         reader.consumed,
                     )
                 method, target, version = parts
@@ -384,7 +377,7 @@ class HttpTap:
                 ):
                     raise HttpTapError(
                         f"malformed status line {lines[0][:80]!r}",
-                        "\r\n".join(lines)[:_RAW_SNIPPET].encode("latin-1"),
+                        "\r\n".join(lines)[:RAW_SNIPPET].encode("latin-1"),
                         reader.consumed,
                     )
                 status = int(parts[1])
@@ -393,7 +386,7 @@ class HttpTap:
                 if not self._pending:
                     raise HttpTapError(
                         f"response {status} without a request to answer",
-                        "\r\n".join(lines)[:_RAW_SNIPPET].encode("latin-1"),
+                        "\r\n".join(lines)[:RAW_SNIPPET].encode("latin-1"),
                         reader.consumed,
                     )
                 if 100 <= status < 200 and status != 101:

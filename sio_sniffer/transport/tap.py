@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
+from sio_sniffer.transport.errors import TapParseError
 from sio_sniffer.transport.events import Direction, TapError, TapEvent, WsOpen, header
-from sio_sniffer.transport.http_tap import HttpTap, HttpTapError
+from sio_sniffer.transport.http_tap import HttpTap
 from sio_sniffer.transport.ws_tap import WsFrameParser, WsTapError, negotiated_deflate
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class ConnectionTap:
                 events = self._http.feed(dir, data, ts)
                 if self._http.switch is not None:
                     events.extend(self._switch(ts))
-        except (HttpTapError, WsTapError) as exc:
+        except TapParseError as exc:
             events = [*exc.events, self._give_up(dir, exc, ts)]
         except Exception as exc:
             events = [self._give_up(dir, exc, ts)]
@@ -122,7 +123,7 @@ class ConnectionTap:
             # requests would otherwise pile up waiting for answers no one will parse
             self._http.stop_pairing()
         self.mode[dir] = "raw"
-        if isinstance(exc, (HttpTapError, WsTapError)):
+        if isinstance(exc, TapParseError):
             return TapError(conn=self.conn, ts=ts, dir=dir, layer=layer, reason=exc.reason,
                             raw=exc.raw, offset=exc.offset)
         return TapError(conn=self.conn, ts=ts, dir=dir, layer=layer,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from sio_sniffer.transport.errors import RAW_SNIPPET, TapParseError
 from sio_sniffer.transport.events import Direction, TapError, TapEvent, WsControl, WsMessage
 
 OP_CONTINUATION = 0
@@ -34,18 +35,10 @@ _DATA_OPCODES = (OP_TEXT, OP_BINARY)
 _CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"
 _INFLATE_STEP = 1 << 20
-_RAW_SNIPPET = 256
 
 
-class WsTapError(Exception):
+class WsTapError(TapParseError):
     """The frame stream cannot be followed any further (the bytes were forwarded all the same)."""
-
-    def __init__(self, reason: str, raw: bytes, offset: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.raw = raw
-        self.offset = offset
-        self.events: list[TapEvent] = []  # what the same input completed before the error
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +250,7 @@ class WsFrameParser:
         return at
 
     def _error(self, reason: str, buf: bytes, pos: int, base: int) -> WsTapError:
-        return WsTapError(reason, bytes(buf[pos:pos + _RAW_SNIPPET]), base + pos)
+        return WsTapError(reason, bytes(buf[pos:pos + RAW_SNIPPET]), base + pos)
 
     def _start_message(self, opcode: int, compressed: bool) -> None:
         self._msg_opcode = opcode
