@@ -4,6 +4,7 @@ with the codec's reason."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -69,12 +70,18 @@ polling_bodies = st.one_of(
 )
 
 
+_SIDS = itertools.count()
+
+
 @SETTINGS
 @given(body=polling_bodies, chunk=st.sampled_from([0, 1, 7]))
 def test_polling_bodies(proxy: FuzzProxy, body: bytes, chunk: int) -> None:
     """A polling POST with any body reaches the upstream byte for byte, its answer comes back,
     and each decode problem the codec finds in the body is a decode_error record."""
-    head = (f"POST /socket.io/?EIO=4&transport=polling&sid=fuzz HTTP/1.1\r\nHost: x\r\n"
+    # A session of its own per example: the sniffer keeps a session's decoder state (pending
+    # attachments) between requests, and the expectation below starts from a fresh decoder.
+    sid = f"fuzz{next(_SIDS)}"
+    head = (f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
             f"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {len(body)}\r\n\r\n")
     probe = proxy.probe(head.encode() + body, chunk=chunk)
     assert probe.upstream_got == probe.sent
