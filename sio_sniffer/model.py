@@ -102,7 +102,9 @@ def iso_ts(ts: float) -> str:
     return f"{_second[1]}.{micros:06d}Z"
 
 
-def _canonical(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """orjson's ``default`` for stored data: bytes as ``{"$bytes": base64}`` (lossless, so a
+    capture keeps them and fingerprints of equal values agree), sets and tuples as lists."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, (set, frozenset, tuple)):
@@ -125,5 +127,5 @@ def fingerprint(value: Any) -> str:
     elif isinstance(value, str):
         data = value.encode()
     else:
-        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_canonical)
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=json_default)
     return "sha256:" + hashlib.sha256(data).hexdigest()[:8]

@@ -45,7 +45,7 @@ import orjson
 import structlog
 
 from sio_sniffer import __version__
-from sio_sniffer.model import SECRET_NAME, Record, fingerprint, iso_ts
+from sio_sniffer.model import SECRET_NAME, Record, fingerprint, iso_ts, json_default
 from sio_sniffer.transport.events import (
     ConnClose,
     ConnOpen,
@@ -188,14 +188,6 @@ def connect_auths(payload: bytes, *, polling: bool, text: bool = True) -> list[t
         except orjson.JSONDecodeError:
             continue
     return out
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return {"$bytes": base64.b64encode(bytes(obj)).decode()}
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return repr(obj)
 
 
 def _put_bytes(out: dict[str, Any], name: str, value: bytes) -> None:
@@ -481,7 +473,7 @@ class CaptureWriter:
                 self.lines_lost += 1
                 return
         try:
-            data = orjson.dumps(obj, default=_json_default) + b"\n"
+            data = orjson.dumps(obj, default=json_default) + b"\n"
         except (TypeError, orjson.JSONEncodeError) as exc:
             self._fail(f"cannot serialise a capture line: {exc}")
             return
