@@ -337,17 +337,18 @@ class Pipeline:
         kind = pkt.type
         nsp = pkt.namespace
         sid = session.sid
+        if kind is SioType.EVENT or kind is SioType.BINARY_EVENT:
+            # The path nearly every packet takes: built in one call, no helper.
+            self._emit(Record(model.SIO_EVENT, ts, conn, sid, item.transport, item.dir, nsp,
+                              session.sio_sids.get(nsp), pkt.name, pkt.id, pkt.args, size,
+                              {"attachments": pkt.attachments} if pkt.attachments else {}))
+            return
 
         def rec(kind: str, **fields: Any) -> Record:
             return Record(kind, ts, conn=conn, eio_sid=sid, transport=item.transport,
                           dir=item.dir, nsp=nsp, **fields)
 
-        if kind in (SioType.EVENT, SioType.BINARY_EVENT):
-            self._emit(rec(model.SIO_EVENT, sio_sid=session.sio_sids.get(nsp),
-                              name=pkt.name, ack_id=pkt.id, args=pkt.args,
-                              size=size, extra={"attachments": pkt.attachments}
-                              if pkt.attachments else {}))
-        elif kind in (SioType.ACK, SioType.BINARY_ACK):
+        if kind in (SioType.ACK, SioType.BINARY_ACK):
             self._emit(rec(model.SIO_ACK, sio_sid=session.sio_sids.get(nsp),
                               ack_id=pkt.id, args=pkt.data, size=size))
         elif kind == SioType.CONNECT and item.dir == "in":

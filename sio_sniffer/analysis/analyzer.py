@@ -11,6 +11,7 @@ capture replays the same way without ticks), :meth:`Analyzer.rooms` on demand an
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +109,9 @@ class Analyzer:
         self.flag_last: OrderedDict[tuple[Any, ...], float] = OrderedDict()
         self.unlistened: OrderedDict[tuple[str | None, str], int] = OrderedDict()
         self.now = 0.0
+        # The earliest time anything (broadcast window, expectation deadline, timer) can fall
+        # due: records before it skip the deadline checks, which every record used to run.
+        self.wake = math.inf
         self.started: float | None = None
         self.counts: Counter[str] = Counter()
         self.flag_counts: Counter[str] = Counter()
@@ -148,7 +152,10 @@ class Analyzer:
         if self.started is None:
             self.started = record.ts
         if record.ts > self.now:
-            self._advance(record.ts)
+            if record.ts >= self.wake:
+                self._advance(record.ts)
+            else:
+                self.now = record.ts
         self.counts[record.event] += 1
         if self.sid400 and record.eio_sid in self.sid400:
             self._alive_after_400(record)
@@ -229,10 +236,18 @@ class Analyzer:
         while self.timers and self.timers[0][0] <= now:
             due, _, kind, key = heapq.heappop(self.timers)
             self._timer(kind, key, due)
+        self.wake = min(self.groups.next_due(), self.correlator.next_due(),
+                        self.timers[0][0] if self.timers else math.inf)
+
+    def _wake_by(self, due: float) -> None:
+        """Something falls due at ``due``: records from then on run the deadlines again."""
+        if due < self.wake:
+            self.wake = due
 
     def _schedule(self, due: float, kind: str, key: Any) -> None:
         self.timer_seq += 1
         heapq.heappush(self.timers, (due, self.timer_seq, kind, key))
+        self._wake_by(due)
         if len(self.timers) > 4 * self.config.max_pending + 1024:
             self._compact_timers()
 
@@ -679,6 +694,7 @@ class Analyzer:
             self._finalize(self.groups.replace(group))
         group = self.groups.start(key, record.nsp, record.name, record.args, record.size,
                                   record.ts)
+        self._wake_by(self.groups.next_due())
         if recipient is not None:
             group.recipients[recipient] = record.ts
         for old in self.groups.overflow():
@@ -951,7 +967,8 @@ class Analyzer:
         body = payload.core(record.args)
         chain = payload.dict_chain(body)
         target: Any = chain[-1] if chain else body
-        structural = _matchable(target)
+        scalars = payload.leaves(target)
+        structural = _matchable(target, scalars)
         rule = self.correlator.rules[rule_index] if rule_index is not None else None
         key = None
         if rule is not None and (rule.match or rule.out_name):
@@ -966,12 +983,13 @@ class Analyzer:
             id=self.correlator.new_id(), ts=record.ts,
             deadline=record.ts + (within if within is not None else self.config.deadline),
             source=source, payload=body, target=target,
-            anchors=tuple(payload.anchors(target, ANCHOR_CHOICES)) if structural else (),
+            anchors=tuple(payload.anchors(scalars, ANCHOR_CHOICES)) if structural else (),
             conn=record.conn, eio_sid=record.eio_sid if source == "event" else None,
             nsp=record.nsp, name=record.name, path=path, seq=record.get("seq"),
             rule=rule_index, rule_key=key, structural=structural, fields=fields)
         self.expectations_opened += 1
         self.correlator.add(exp)
+        self._wake_by(exp.deadline)
 
     def _matched(self, exp: Expectation, out: Record) -> None:
         self.correlator.remove(exp)
@@ -1157,10 +1175,11 @@ class Analyzer:
                 del counter[key]
 
 
-def _matchable(target: Any) -> bool:
-    """Whether a payload says enough to be recognised when it comes out again."""
+def _matchable(target: Any, scalars: list[Any]) -> bool:
+    """Whether a payload (whose leaves are ``scalars``) says enough to be recognised when it
+    comes out again."""
     if isinstance(target, dict):
-        return payload.leaf_count(target) > 0
+        return bool(scalars)
     if isinstance(target, list):
         return any(payload.is_anchor(v) or isinstance(v, (dict, list)) for v in target)
     return payload.is_anchor(target)

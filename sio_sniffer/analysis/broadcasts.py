@@ -10,6 +10,7 @@ counted as missed. Each distinct set of recipients is an inferred room.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,15 @@ class Groups:
             self.evicted += 1
             out.append(group)
         return out
+
+    def next_due(self) -> float:
+        """When the next group is to be announced or expired (infinity if none is live)."""
+        due = math.inf
+        if self.unannounced:
+            due = self.unannounced[0].first + self.window
+        if self.live:
+            due = min(due, next(iter(self.live.values())).first + self.lifetime)
+        return due
 
     def due_announce(self, now: float) -> list[Group]:
         out = []

@@ -10,6 +10,7 @@ a scan of every open expectation.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +133,10 @@ class Correlator:
         exp_id = self.by_request.get((conn, seq))
         return self.open.get(exp_id) if exp_id is not None else None
 
+    def next_due(self) -> float:
+        """The earliest deadline of an open expectation (or of one closed since: harmless)."""
+        return self.deadlines[0][0] if self.deadlines else math.inf
+
     def due(self, now: float) -> list[Expectation]:
         """Expectations whose deadline has passed, removed from the table, oldest first."""
         out = []
@@ -165,12 +170,14 @@ class Correlator:
                 if exp.ts <= ts and exp.eio_sid != recipient:
                     return exp, []
         candidates: dict[int, None] = {}
-        if self.by_anchor:
-            for _, scalar in payload.scalars(args):
-                if payload.is_anchor(scalar):
-                    anchored = self.by_anchor.get(scalar)
-                    if anchored:
-                        candidates.update(anchored)
+        by_anchor = self.by_anchor
+        if by_anchor:
+            # Only anchors are keys, so every scalar is looked up as it is (no is_anchor test):
+            # leaves are str, numbers, bool, None or bytes, all hashable.
+            for scalar in payload.leaves(args):
+                anchored = by_anchor.get(scalar)
+                if anchored:
+                    candidates.update(anchored)
         for n, exp_id in enumerate(self.unanchored):
             if n >= MAX_UNANCHORED_CHECKS:
                 break

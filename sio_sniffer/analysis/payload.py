@@ -53,19 +53,34 @@ def core(value: Any) -> Any:
 
 def leaf_count(value: Any, limit: int = MAX_NODES) -> int:
     """Number of scalar leaves (strings, numbers, booleans, bytes, null) in a payload."""
-    count = 0
+    return len(leaves(value, limit))
+
+
+def leaves(value: Any, limit: int = MAX_NODES) -> list[Any]:
+    """The scalars of a payload (dict values and list items), at most ``limit`` nodes visited.
+
+    The hot path of the correlation (every event in and out walks its payload once), hence exact
+    type tests: payloads come from the JSON and msgpack decoders, never from dict subclasses.
+    """
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return [value]
+    out: list[Any] = []
+    add = out.append
     stack = [value]
+    pop, extend = stack.pop, stack.extend
     seen = 0
     while stack and seen < limit:
-        node = stack.pop()
+        node = pop()
         seen += 1
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+        kind = type(node)
+        if kind is dict:
+            extend(node.values())
+        elif kind is list:
+            extend(node)
         else:
-            count += 1
-    return count
+            add(node)
+    return out
 
 
 def dict_chain(value: Any) -> list[dict[str, Any]]:
@@ -128,8 +143,24 @@ def nodes(value: Any) -> Iterator[Any]:
 def contains(hay: Any, needle: Any) -> bool:
     """Some dict or list inside ``hay`` (or ``hay`` itself) covers ``needle``."""
     if not isinstance(needle, (dict, list)):
-        return any(_scalar_equal(needle, s) for _, s in scalars(hay))
-    return any(covers(needle, node) for node in nodes(hay) if type(node) is type(needle))
+        return any(_scalar_equal(needle, s) for s in leaves(hay))
+    kind = type(needle)
+    stack = [hay]
+    pop, extend = stack.pop, stack.extend
+    seen = 0
+    while stack and seen < MAX_NODES:
+        node = pop()
+        seen += 1
+        node_kind = type(node)
+        if node_kind is dict:
+            if node_kind is kind and covers(needle, node):
+                return True
+            extend(node.values())
+        elif node_kind is list:
+            if node_kind is kind and covers(needle, node):
+                return True
+            extend(node)
+    return False
 
 
 def _scalar_equal(a: Any, b: Any) -> bool:
@@ -157,24 +188,28 @@ def scalars(value: Any) -> Iterator[tuple[str, Any]]:
 
 def is_anchor(value: Any) -> bool:
     """A scalar distinctive enough to look an expectation up by (not ``true``, ``0``, ``"a"``)."""
-    if isinstance(value, bool) or value is None:
-        return False
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return len(value) >= 3
-    if isinstance(value, int):
+    if kind is int:
         return abs(value) >= 1000
-    return isinstance(value, float)
+    return kind is float
 
 
-def anchors(value: Any, limit: int = 1) -> list[Scalar]:
-    """The most distinctive scalars of a payload: longest strings first, then big numbers."""
-    found: dict[Scalar, None] = {}
-    for _, scalar in scalars(value):
-        if is_anchor(scalar):
-            found[scalar] = None
-    ranked = sorted(found, key=lambda s: (isinstance(s, str), len(s) if isinstance(s, str) else 0),
-                    reverse=True)
-    return ranked[:limit]
+def anchors(scalars: list[Any], limit: int = 1) -> list[Scalar]:
+    """The most distinctive of a payload's :func:`leaves`: longest strings first, then big
+    numbers (the caller walks the payload once and reuses the leaves)."""
+    strings: dict[str, None] = {}
+    numbers: dict[int | float, None] = {}
+    for scalar in scalars:
+        kind = type(scalar)
+        if kind is str:
+            if len(scalar) >= 3:
+                strings[scalar] = None
+        elif (kind is int and abs(scalar) >= 1000) or kind is float:
+            numbers[scalar] = None
+    ranked: list[Scalar] = sorted(strings, key=len, reverse=True)
+    return [*ranked[:limit], *list(numbers)[:max(0, limit - len(ranked))]]
 
 
 def has_key(value: Any, key: str) -> bool:
