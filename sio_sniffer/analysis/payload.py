@@ -192,7 +192,7 @@ def is_anchor(value: Any) -> bool:
     if kind is str:
         return len(value) >= 3
     if kind is int:
-        return abs(value) >= 1000
+        return bool(abs(value) >= 1000)
     return kind is float
 
 
@@ -208,8 +208,8 @@ def anchors(scalars: list[Any], limit: int = 1) -> list[Scalar]:
                 strings[scalar] = None
         elif (kind is int and abs(scalar) >= 1000) or kind is float:
             numbers[scalar] = None
-    ranked: list[Scalar] = sorted(strings, key=len, reverse=True)
-    return [*ranked[:limit], *list(numbers)[:max(0, limit - len(ranked))]]
+    ranked: list[Scalar] = [*sorted(strings, key=len, reverse=True)[:limit], *numbers]
+    return ranked[:limit]
 
 
 def has_key(value: Any, key: str) -> bool:
