@@ -49,6 +49,10 @@ TARGET_PACED_ADDED_P99_MS = 2.0
 TARGET_FANOUT_RSS_MB = 150.0
 TARGET_SOAK_GROWTH = 0.10
 TARGET_VS_MITMPROXY = 10.0
+# Sustained load for the soak: twice the relay's copies per event (in and out) at 10,000 events/s
+# is what the observer process works off on these 2-core machines while the peers and the relay
+# take their share; faster, the copies queue up in the relay and the soak measures that queue.
+DEFAULT_SOAK_RATE = 10_000.0
 # The sniffer is "caught up" once it uses less than this share of a core (it decodes after
 # forwarding, so a burst can leave it busy after the clients are done).
 IDLE_CPU_SHARE = 0.05
@@ -419,8 +423,8 @@ def build_workloads(args: argparse.Namespace) -> list[Workload]:
                                 targets=("direct", "sniffer")))
         elif name == "soak":
             out.append(Workload(name, "soak", ["websocket"], args.soak_dashboards,
-                                args.soak_events, args.payload, window=args.window,
-                                targets=("sniffer",)))
+                                args.soak_events, args.payload, rate=args.soak_rate,
+                                window=args.window, targets=("sniffer",)))
     return out
 
 
@@ -668,6 +672,9 @@ def summarize(works: list[Workload], runs: list[Run],
                 rows.append(Row(work.name, "deliveries/s", {"sniffer": _fmt(
                     float(run.result["per_s"]))}, {}, "all delivered",
                     "ok" if complete(run) else "MISSED"))
+                if run.catch_up_s is not None:
+                    rows.append(Row(work.name, "log catch-up s", {"sniffer": _fmt(
+                        run.catch_up_s, 1)}, {}))
     return rows
 
 
@@ -790,6 +797,13 @@ def _positive_float(value: str) -> float:
     return n
 
 
+def _non_negative_float(value: str) -> float:
+    n = float(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not 0 or a positive number")
+    return n
+
+
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -835,6 +849,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="soak: events through the sniffer (default 1000000)")
     p.add_argument("--soak-dashboards", type=_positive_int, default=1,
                    help="soak: dashboard clients (default 1)")
+    p.add_argument("--soak-rate", type=_non_negative_float, default=DEFAULT_SOAK_RATE,
+                   help=f"soak: events per second (default {DEFAULT_SOAK_RATE:g}: sustained load, "
+                        "which the observer keeps up with; 0: as fast as the peers go, which "
+                        "measures the relay's buffer of copies the observer has yet to work off)")
     p.add_argument("--window", type=_positive_int, default=2000,
                    help="soak: events in flight at most (default 2000)")
     p.add_argument("--against", choices=("mitmproxy",),
@@ -1032,11 +1050,16 @@ async def _py_clients(opts: dict[str, Any]) -> None:
                 await asyncio.sleep(max(0.0, (sent / per_s) - (now() - start)))
         else:
             window = int(opts["window"])
+            rate = float(opts["rate"])  # 0: as fast as the window allows
             while sent < total:
-                while sent < total and sent * count - state["deliveries"] < window * count:
+                due = min(total, 1 + int((now() - start) * rate)) if rate else total
+                while sent < due and sent * count - state["deliveries"] < window * count:
                     await emit()
-                window_open.clear()
-                await window_open.wait()
+                if sent < due or not rate:
+                    window_open.clear()
+                    await window_open.wait()
+                else:
+                    await asyncio.sleep(max(0.0, (sent / rate) - (now() - start)))
 
     stall = float(opts.get("stallMs", 15000)) / 1000
     start = now()

@@ -3,8 +3,9 @@
 // clock times an event from the hook's emit to each dashboard's receipt.
 // Options come as one JSON argument:
 //   {url, mode: "burst"|"paced"|"fanout"|"soak", transports, dashboards, events, payload,
-//    rate (paced, events/s), interval (fanout, ms between broadcasts), window (soak, events in
-//    flight), stallMs (give up when no delivery arrives for this long)}
+//    rate (paced and soak, events/s; a soak with rate 0 goes as fast as it can), interval
+//    (fanout, ms between broadcasts), window (soak, events in flight at most), stallMs (give up
+//    when no delivery arrives for this long)}
 // Prints JSON lines: {"event":"connected","ms"}, {"event":"progress","done","of"} (soak, every
 // tenth), then {"event":"result", ...} and exits; {"event":"error","message"} on failure.
 "use strict";
@@ -85,8 +86,16 @@ async function main() {
       while (sent < due) emit();
       if (sent >= total) clearInterval(timer);
     }, opts.mode === "paced" ? 1 : 10);
+  } else if (opts.rate > 0) {
+    // soak at a sustained rate: `rate` events/s, never more than `window` in flight
+    const perMs = opts.rate / 1000;
+    const timer = setInterval(() => {
+      const due = Math.min(total, 1 + Math.floor((now() - start) * perMs));
+      while (sent < due && sent * D - deliveries < opts.window * D) emit();
+      if (sent >= total) clearInterval(timer);
+    }, 1);
   } else {
-    // soak: keep at most `window` events in flight, refilled by half a window at a time
+    // soak as fast as it goes: at most `window` events in flight, refilled by half a window
     const half = Math.max(1, Math.floor(opts.window / 2));
     let refilling = false;
     const refill = () => {

@@ -84,15 +84,24 @@ def test_fanout_reports_connect_time_and_sniffer_memory() -> None:
     assert float(rss["values"]["sniffer"]) > 0
 
 
-def test_soak_samples_sniffer_memory_along_the_run() -> None:
+@pytest.mark.parametrize(("peers", "rate"), [("node", None), ("node", "0"), ("python", "2000")])
+def test_soak_samples_sniffer_memory_along_the_run(peers: str, rate: str | None) -> None:
     """The soak runs only through the sniffer and samples its RSS at the start, every tenth
-    of the events and at the end."""
-    doc = bench_json("-w", "soak", *TINY["soak"])
+    of the events and at the end; paced at --soak-rate (both peers), or unpaced with 0."""
+    extra = ["--soak-rate", rate] if rate is not None else []
+    doc = bench_json("-w", "soak", "--peers", peers, *TINY["soak"], *extra)
+    assert doc["peers"]["kind"] == peers
     (run,) = check_runs(doc, "soak", ["sniffer"])
     samples = run["rss_mb"]
     assert samples[0]["at"] == "connected" and samples[-1]["at"] == "end"
     assert sum(1 for s in samples if s["at"] == "progress") == 10
     assert all(s["VmRSS"] > 0 for s in samples)
+    settings = doc["workloads"]["soak"]["settings"]
+    assert settings["rate"] == float(rate if rate is not None else 10_000)
+    if settings["rate"]:
+        # paced: the last event cannot leave before (events - 1) / rate seconds
+        assert run["elapsed_ms"] >= (settings["events"] - 1) / settings["rate"] * 1000
+    assert any(r["metric"] == "log catch-up s" for r in doc["table"])
 
 
 def test_text_table_with_python_peers() -> None:
