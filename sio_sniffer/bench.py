@@ -491,6 +491,7 @@ class Bench:
                 info["cpu_s"] = cpu_seconds(sniffer.pid)
                 await sniffer.stop()
                 info["log_mb"] = log.stat().st_size / 1e6 if log.exists() else 0.0
+                info["dropped_bytes"] = dropped_copies(sniffer.stderr)
                 if sniffer.proc.returncode not in (0, None):
                     info["exit"] = sniffer.proc.returncode
                     info["stderr"] = sniffer.stderr[-10:]
@@ -517,6 +518,15 @@ class Bench:
         run = Run(work.name, target, rep, result, connect_ms, rss, catch_up)
         self.runs.append(run)
         self.say(f"{work.name} #{rep + 1} {target:9} {describe_run(work, run)}")
+
+
+_DROPPED = re.compile(r"observer process fell behind: (\d+) bytes")
+
+
+def dropped_copies(stderr: Sequence[str]) -> int:
+    """Bytes of copies the sniffer's relay dropped because its observer fell too far behind
+    (it says so on stderr when it ends)."""
+    return sum(int(m.group(1)) for line in stderr if (m := _DROPPED.search(line)))
 
 
 def describe_run(work: Workload, run: Run) -> str:
@@ -778,8 +788,11 @@ async def bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         out.write(f"note: {peers.note}\n")
     out.write(render_table(rows, args.markdown) + "\n")
     for name, snif in runner.sniffer_info.items():
+        dropped = snif.get("dropped_bytes")
         out.write(f"{name}: sniffer process peak RSS {_fmt(snif.get('VmHWM'), 1)} MB, "
-                  f"CPU {_fmt(snif.get('cpu_s'), 1)} s, log {_fmt(snif.get('log_mb'), 1)} MB\n")
+                  f"CPU {_fmt(snif.get('cpu_s'), 1)} s, log {_fmt(snif.get('log_mb'), 1)} MB"
+                  + (f", {dropped / 1e6:,.1f} MB of copies dropped unanalysed (the observer "
+                     "fell behind past --observer-buffer)" if dropped else "") + "\n")
     return 0
 
 
@@ -899,7 +912,7 @@ def command_line(args: argparse.Namespace) -> str:
                 words += [flag, ",".join(map(str, value)) if dest != "sniffer_args"
                           else shlex.join(value)]
             else:
-                words += [flag, str(value)]
+                words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return shlex.join(words)
 
 

@@ -27,7 +27,7 @@ from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, defau
 from sio_sniffer.shutdown import stop_event
 from sio_sniffer.sinks.capture import CaptureWriter
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
-from sio_sniffer.transport.channel import ChannelWriter
+from sio_sniffer.transport.channel import DEFAULT_LIMIT, ChannelWriter
 from sio_sniffer.transport.relay import PortInUseError, Relay, format_addr
 from sio_sniffer.ui.address import parse_ui_address
 
@@ -36,6 +36,19 @@ def parse_listen(value: str) -> list[tuple[str, int]]:
     """``PORT``, ``:PORT``, ``HOST:PORT`` or ``[V6]:PORT``; a bare port means both loopbacks."""
     host, port = split_host_port(value, "127.0.0.1:8766, [::1]:8766 or 8766")
     return default_listen(port) if host in ("", "localhost") else [(host, port)]
+
+
+MIB = 1024 * 1024
+
+
+def _positive_mib(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of MiB")
+    return number
 
 
 def _csv(value: str) -> list[str]:
@@ -81,6 +94,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve the live page here (host defaults to 127.0.0.1; any other host "
                         "requires the token printed at start)")
     adminui.add_arguments(p)
+    p.add_argument("--observer-buffer", type=_positive_mib, default=DEFAULT_LIMIT // MIB,
+                   metavar="MIB",
+                   help=f"copies of traffic the relay may hold for the observer process while it "
+                        f"catches up (default {DEFAULT_LIMIT // MIB}); past it copies, never "
+                        "traffic, are dropped and the connections that lost some are flagged")
     p.add_argument("--single-process", action="store_true",
                    help="decode and analyse in the relay's own process (by default a second "
                         "process does it, so forwarding keeps a process to itself)")
@@ -211,16 +229,16 @@ class _Worker:
     """The observer process, fed through its stdin. On a pipe of its own it answers "ready" and
     the lines that say where its pages are, or in one sentence why it cannot start."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, notices: list[str]) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, notices: list[str], limit: int) -> None:
         self.proc = proc
         self.notices = notices
         assert proc.stdin is not None
         transport = proc.stdin.transport
         self.channel = ChannelWriter(transport.write,
-                                     transport.get_write_buffer_size)
+                                     transport.get_write_buffer_size, limit=limit)
 
     @classmethod
-    async def spawn(cls, argv: list[str]) -> _Worker:
+    async def spawn(cls, argv: list[str], limit: int) -> _Worker:
         ready_r, ready_w = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -234,7 +252,7 @@ class _Worker:
         if first != "ready":
             await proc.wait()
             raise CommandError(answer or f"the observer process exited with {proc.returncode}")
-        return cls(proc, notices)
+        return cls(proc, notices, limit)
 
     def signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -249,7 +267,8 @@ class _Worker:
             await self.proc.stdin.wait_closed()
         if self.channel.dropped:
             _say(f"the observer process fell behind: {self.channel.dropped} bytes of copies "
-                 "were not analysed (forwarding was not affected)")
+                 "were not analysed (forwarding was not affected; --observer-buffer sets how "
+                 "much may wait)")
         return await self.proc.wait()
 
 
@@ -268,7 +287,7 @@ async def serve(args: argparse.Namespace, argv: list[str]) -> int:
             relay = Relay(config.upstream, config.listen, side.observer.tap,
                           ssl_listen=config.ssl_listen)
         else:
-            worker = await _Worker.spawn(argv)
+            worker = await _Worker.spawn(argv, args.observer_buffer * MIB)
             notices = worker.notices
             relay = Relay(config.upstream, config.listen, lambda _: None,
                           ssl_listen=config.ssl_listen, tap_factory=worker.channel.tap)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import sys
@@ -14,6 +15,7 @@ import aiohttp
 import pytest
 import socketio
 
+from sio_sniffer.bench import process_tree
 from tests.conftest import free_port
 
 
@@ -121,3 +123,46 @@ async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_facto
     assert kinds[-2:] == ["rooms", "summary"] and kinds.count("rooms") == 2
     header = json.loads(capture.read_text().splitlines()[0])
     assert header["upstream"] == server.url
+
+
+async def test_observer_behind_past_its_buffer_drops_copies_not_traffic(
+        tmp_path: Path, py_server_factory: Any) -> None:
+    """With the observer process frozen (SIGSTOP), the relay holds copies up to
+    --observer-buffer and then drops them: the client still gets every answer, the log flags the
+    connection that lost copies, and the command says how much went unanalysed."""
+    server = await py_server_factory()
+
+    @server.sio.on("ping_me")
+    async def ping_me(sid: str, data: Any) -> None:
+        await server.sio.emit("pong_you", data, to=sid)
+
+    port = free_port()
+    log = tmp_path / "log.jsonl"
+    proc = await _start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", server.url,
+                              "--log", str(log), "--observer-buffer", "1")
+    (observer,) = [pid for pid in process_tree(proc.pid) if pid != proc.pid]
+    got: asyncio.Queue[Any] = asyncio.Queue()
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("pong_you", got.put)
+    frozen = False
+    try:
+        await client.connect(f"http://127.0.0.1:{port}", transports=["websocket"])
+        os.kill(observer, signal.SIGSTOP)
+        frozen = True
+        big = "x" * 300_000
+        for n in range(8):  # 2.4 MB each way, past the 1 MiB buffer
+            await client.emit("ping_me", {"n": n, "pad": big})
+            assert (await asyncio.wait_for(got.get(), 10))["n"] == n
+        os.kill(observer, signal.SIGCONT)
+        frozen = False
+        await client.disconnect()
+    finally:
+        if frozen:
+            os.kill(observer, signal.SIGCONT)
+        assert await _stop(proc) == 0
+    assert proc.stderr is not None
+    said = (await proc.stderr.read()).decode()
+    assert "the observer process fell behind:" in said and "--observer-buffer" in said
+    gaps = [r for r in _log(log) if r["event"] == "decode_error"
+            and "fell behind" in r.get("reason", "")]
+    assert gaps and "forwarding was not affected" in gaps[0]["reason"]

@@ -49,6 +49,8 @@ def check_runs(doc: dict[str, Any], workload: str, targets: list[str]) -> list[d
     sniffer = work["sniffer_process"]
     # the sniffer really decoded and logged the traffic, in a process of its own
     assert sniffer["log_mb"] > 0 and sniffer["VmHWM"] > 0 and sniffer["cpu_s"] > 0
+    # a tiny workload is far below --observer-buffer: every copy was analysed
+    assert sniffer["dropped_bytes"] == 0
     return runs
 
 
