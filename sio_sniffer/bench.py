@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sio_sniffer import loops
+
 WORKLOADS = ("burst-ws", "burst-polling", "paced", "fanout", "soak")
 DEFAULT_WORKLOADS = ("burst-ws", "burst-polling", "paced", "fanout", "soak")
 NODE_PACKAGES = ("socket.io@4", "socket.io-client@4")
@@ -325,14 +327,8 @@ _LISTENING = re.compile(r"listening on (?:\[[^\]]+\]|[\d.]+):(\d+)")
 
 
 def sniffer_argv(upstream: str, log: Path, loop: str, extra: Sequence[str]) -> list[str]:
-    args = ["proxy", "--listen", "127.0.0.1:0", "--upstream", upstream, "--log", str(log),
-            *extra]
-    if loop == "uvloop":
-        boot = ("import asyncio, sys, uvloop; asyncio.set_event_loop_policy("
-                "uvloop.EventLoopPolicy()); from sio_sniffer.cli import main; "
-                "sys.exit(main(sys.argv[1:]))")
-        return [sys.executable, "-c", boot, *args]
-    return [sys.executable, "-m", "sio_sniffer", *args]
+    return [sys.executable, "-m", "sio_sniffer", "proxy", "--listen", "127.0.0.1:0",
+            "--upstream", upstream, "--log", str(log), "--loop", loop, *extra]
 
 
 async def start_sniffer(upstream: str, log: Path, loop: str,
@@ -877,8 +873,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"a node_modules holding socket.io and socket.io-client (default: "
                         f"${NODE_MODULES_ENV}, else {cache_dir() / 'node_modules'}, installed "
                         f"with npm on first use)")
-    p.add_argument("--sniffer-loop", choices=("asyncio", "uvloop"), default="asyncio",
-                   help="event loop of the sniffer process (uvloop must be installed)")
+    p.add_argument("--sniffer-loop", choices=loops.LOOPS, default="auto",
+                   help="the sniffer's --loop (default auto: uvloop when installed, as the "
+                        "proxy command runs by default)")
     p.add_argument("--sniffer-args", type=shlex.split, default=[], metavar="ARGS",
                    help="extra arguments for `sio-sniffer proxy`, e.g. '--profile claude-mpm'")
     p.add_argument("--stall", type=_positive_float, default=30.0, metavar="SECONDS",
@@ -921,13 +918,11 @@ def run(args: argparse.Namespace) -> int:
         args.workload = list(DEFAULT_WORKLOADS)
     args.workload = list(dict.fromkeys(args.workload))
     args.command_line = command_line(args)
-    if args.sniffer_loop == "uvloop":
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            print("sio-sniffer: --sniffer-loop uvloop needs uvloop (pip install uvloop)",
-                  file=sys.stderr)
-            return 2
+    try:
+        args.sniffer_loop = loops.resolve(args.sniffer_loop)
+    except loops.LoopError as exc:
+        print(f"sio-sniffer: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(bench(args, sys.stdout, sys.stderr))
     except BenchError as exc:

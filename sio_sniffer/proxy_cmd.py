@@ -18,7 +18,7 @@ import sys
 import time
 from typing import IO, Any
 
-from sio_sniffer import adminui, model
+from sio_sniffer import adminui, loops, model
 from sio_sniffer.addresses import split_host_port
 from sio_sniffer.analysis import AnalysisConfig, ConfigError, load_profile, load_rules
 from sio_sniffer.model import Record
@@ -99,6 +99,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"copies of traffic the relay may hold for the observer process while it "
                         f"catches up (default {DEFAULT_LIMIT // MIB}); past it copies, never "
                         "traffic, are dropped and the connections that lost some are flagged")
+    p.add_argument("--loop", choices=loops.LOOPS, default="auto",
+                   help="event loop (default auto: uvloop when installed, else asyncio)")
     p.add_argument("--single-process", action="store_true",
                    help="decode and analyse in the relay's own process (by default a second "
                         "process does it, so forwarding keeps a process to itself)")
@@ -320,4 +322,8 @@ async def serve(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(serve(args, args.argv))
+    try:
+        return loops.run(lambda: serve(args, args.argv), args.loop)
+    except loops.LoopError as exc:
+        _say(str(exc))
+        return 2

@@ -19,6 +19,7 @@ import signal
 import ssl
 import sys
 
+from sio_sniffer import loops
 from sio_sniffer.analysis import ConfigError
 from sio_sniffer.proxy_cmd import CommandError, ObserverSide, add_arguments, build_config
 from sio_sniffer.transport.channel import ChannelReader
@@ -87,7 +88,9 @@ def main() -> int:
         os.nice(NICENESS)
     parser = argparse.ArgumentParser(prog="sio-sniffer proxy (observer process)")
     add_arguments(parser)
-    return asyncio.run(_run(parser.parse_args(argv), int(ready_fd)))
+    args = parser.parse_args(argv)
+    # the relay process already checked that the loop it names is installed
+    return loops.run(lambda: _run(args, int(ready_fd)), args.loop)
 
 
 if __name__ == "__main__":

@@ -84,12 +84,18 @@ async def test_port_in_use_exits_2_with_the_fix() -> None:
     assert "claude-mpm monitor start --port 8766" in text
 
 
-@pytest.mark.parametrize("mode", [[], ["--single-process"]])
+def _uses_uvloop(pid: int) -> bool:
+    with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+        return "uvloop" in maps.read()
+
+
+@pytest.mark.parametrize("mode", [[], ["--single-process"], ["--loop", "asyncio"]],
+                         ids=["two-process", "single-process", "asyncio-loop"])
 async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_factory: Any,
                                                  mode: list[str]) -> None:
-    """The command (observer in its own process, or in the relay's) relays a real client
-    session and writes the JSON log and a capture file; SIGUSR1 adds the inferred rooms;
-    SIGTERM ends both files with the analysis summary."""
+    """The command (observer in its own process, or in the relay's; on uvloop unless asked for
+    asyncio) relays a real client session and writes the JSON log and a capture file; SIGUSR1
+    adds the inferred rooms; SIGTERM ends both files with the analysis summary."""
     server = await py_server_factory()
     got: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -104,6 +110,9 @@ async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_facto
     capture = tmp_path / "cap.jsonl"
     proc = await _start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", server.url,
                               "--log", str(log), "--capture", str(capture), *mode)
+    processes = process_tree(proc.pid)
+    assert len(processes) == (1 if "--single-process" in mode else 2)
+    assert all(_uses_uvloop(pid) == ("asyncio" not in mode) for pid in processes)
     try:
         client = socketio.AsyncClient(reconnection=False)
         client.on("pong_you", got.put)

@@ -22,7 +22,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 from sio_sniffer.transport.events import (
@@ -158,8 +158,9 @@ class _Side(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, though not necessarily an asyncio.Transport subclass: uvloop's
+        # are not.
+        self.transport = cast(asyncio.Transport, transport)
         _nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
