@@ -22,7 +22,7 @@ import orjson
 from sio_sniffer import model
 from sio_sniffer.codec.engineio import EioType
 from sio_sniffer.codec.socketio import SioPacket, SioType
-from sio_sniffer.codec.stream import EioItem, ErrorItem, SessionDecoder, SioItem
+from sio_sniffer.codec.stream import EioItem, ErrorItem, SessionDecoder, SharedFrames, SioItem
 from sio_sniffer.model import SECRET_NAME, Record, fingerprint
 from sio_sniffer.transport.events import (
     ConnClose,
@@ -112,6 +112,7 @@ class Pipeline:
         self._path_bare = self._path.rstrip("/")
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._conns: OrderedDict[str, _Conn] = OrderedDict()
+        self._frames = SharedFrames()
         self._dispatch: dict[type, Callable[[Any], None]] = {
             ConnOpen: self._conn_open,
             ConnClose: self._conn_close,
@@ -214,7 +215,8 @@ class Pipeline:
         except ValueError:
             eio = 4
         session = _Session(sid=sid, eio=eio if eio in (3, 4) else 4,
-                           decoder=SessionDecoder(eio=eio if eio in (3, 4) else 4),
+                           decoder=SessionDecoder(eio=eio if eio in (3, 4) else 4,
+                                                  shared=self._frames),
                            transport=query.get("transport", "polling"),
                            user_agent=header(headers, "user-agent"), peer=self._peer(conn))
         if sid is not None:

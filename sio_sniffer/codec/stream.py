@@ -98,6 +98,35 @@ _TRANSITIONS: dict[tuple[str, str, str, str], str] = {
 _CONTROL = (EioType.PING, EioType.PONG, EioType.UPGRADE)
 
 
+class SharedFrames:
+    """The items of recent server-to-client text frames, shared by the sessions of one
+    pipeline: a broadcast reaches every client as the same bytes, and is decoded once. Items
+    and the packets in them are never changed after decoding, so sharing them is safe.
+
+    ``size`` must cover the frames of one broadcast interleaved with others: the relay reads
+    each client's connection a chunk (up to a few hundred frames) at a time. Frames over
+    ``max_frame`` bytes are not kept, so the table holds at most ``size * max_frame`` bytes of
+    frames (and their decoded form)."""
+
+    def __init__(self, size: int = 1024, max_frame: int = 4096) -> None:
+        self._size = size
+        self._max_frame = max_frame
+        self._items: dict[bytes, list[Item]] = {}
+
+    def get(self, frame: bytes) -> list[Item] | None:
+        # the length first: hashing a large frame that cannot be here would cost more than
+        # the lookup saves
+        return self._items.get(frame) if len(frame) <= self._max_frame else None
+
+    def put(self, frame: bytes, items: list[Item]) -> None:
+        if len(frame) > self._max_frame:
+            return
+        known = self._items
+        known[frame] = items
+        if len(known) > self._size:
+            del known[next(iter(known))]
+
+
 class SessionDecoder:
     """Decodes everything seen on one Engine.IO session; never raises.
 
@@ -106,9 +135,11 @@ class SessionDecoder:
     ``msgpack`` is True once either direction was seen using the msgpack parser.
     """
 
-    def __init__(self, eio: int = 4, msgpack: bool | None = None, socketio: bool = True) -> None:
+    def __init__(self, eio: int = 4, msgpack: bool | None = None, socketio: bool = True,
+                 shared: SharedFrames | None = None) -> None:
         self.eio = eio
         self.socketio = socketio
+        self._shared = shared
         self.sid: str | None = None
         self.open_info: dict[str, Any] = {}
         self.state = NEW
@@ -140,9 +171,22 @@ class SessionDecoder:
         if text:
             if payload.startswith(b"4") and self.socketio:
                 self._transport = WEBSOCKET
-                return [_sio_item(dir, p) if type(p) is SioPacket
-                        else ErrorItem(dir, WEBSOCKET, p)  # type: ignore[arg-type]
-                        for p in self._decoders[dir].feed_utf8(payload, 1)]
+                decoder = self._decoders[dir]
+                # A text packet with no binary packet pending decodes the same in any session:
+                # a broadcast, the same bytes to every client, is decoded once.
+                shared = self._shared if dir == "out" and decoder.pending_attachments == 0 \
+                    else None
+                if shared is not None:
+                    known = shared.get(payload)
+                    if known is not None:
+                        return known
+                items: list[Item] = [
+                    _sio_item(dir, p) if type(p) is SioPacket
+                    else ErrorItem(dir, WEBSOCKET, p)  # type: ignore[arg-type]
+                    for p in decoder.feed_utf8(payload, 1)]
+                if shared is not None and decoder.pending_attachments == 0:
+                    shared.put(payload, items)
+                return items
             try:
                 data: str | bytes = payload.decode("utf-8")
             except UnicodeDecodeError as exc:
