@@ -694,7 +694,7 @@ class Analyzer:
             self._finalize(self.groups.replace(group))
         group = self.groups.start(key, record.nsp, record.name, record.args, record.size,
                                   record.ts)
-        self._wake_by(self.groups.next_due())
+        self._wake_by(record.ts + min(self.groups.window, self.groups.lifetime))
         if recipient is not None:
             group.recipients[recipient] = record.ts
         for old in self.groups.overflow():
