@@ -251,6 +251,11 @@ class _Link:
         client.early, server.early = [], []
         client.forward = server.transport.write
         server.forward = client.transport.write
+        if client.got_eof:
+            if server.transport.can_write_eof():
+                server.transport.write_eof()
+            else:
+                server.transport.close()
         client.transport.resume_reading()
 
     def _upstream_failed(self, exc: OSError) -> None:
@@ -305,6 +310,11 @@ class _Link:
         side.got_eof = True
         self.tap.eof(side.dir)
         peer = side.peer
+        if peer is None and side is self.client and self.connecting is not None:
+            # EOF before the upstream connection exists (Python 3.10 reads a new connection
+            # before the pause in connection_made takes): it follows the early bytes there
+            return side.transport is not None and \
+                side.transport.get_extra_info("sslcontext") is None
         if peer is None or peer.transport is None or peer.closed:
             return False
         if peer.got_eof:
