@@ -9,7 +9,7 @@ recording off offline, timing each stage on its own (best of --rounds):
     analysis  records -> sessions, broadcasts, in->out correlation, flags
     log       records -> JSON log lines (structlog chain, to memory)
 
-    python examples/observer_stages.py                      # soak shape: 1 dashboard
+    python examples/observer_stages.py                      # 1 dashboard, like the soak
     python examples/observer_stages.py --dashboards 5       # burst shape: a 5-way broadcast
 
 The sum is what one record costs the observer on a core of its own; `sio-sniffer bench`

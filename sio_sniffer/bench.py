@@ -909,7 +909,8 @@ def command_line(args: argparse.Namespace) -> str:
                 words += [flag, ",".join(map(str, value)) if dest != "sniffer_args"
                           else shlex.join(value)]
             else:
-                words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+                words += [flag, str(int(value)) if isinstance(value, float)
+                          and value.is_integer() else str(value)]
     return shlex.join(words)
 
 

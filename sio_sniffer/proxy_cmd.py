@@ -98,7 +98,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="MIB",
                    help=f"copies of traffic the relay may hold for the observer process while it "
                         f"catches up (default {DEFAULT_LIMIT // MIB}); past it copies, never "
-                        "traffic, are dropped and the connections that lost some are flagged")
+                        "traffic, are dropped and the connections that lost some are flagged; "
+                        "with --single-process there is no such queue: a lagging observer "
+                        "holds up forwarding instead")
     p.add_argument("--loop", choices=loops.LOOPS, default="auto",
                    help="event loop (default auto: uvloop when installed, else asyncio)")
     p.add_argument("--single-process", action="store_true",

@@ -173,7 +173,9 @@ class Correlator:
         by_anchor = self.by_anchor
         if by_anchor:
             # Only anchors are keys, so every scalar is looked up as it is (no is_anchor test):
-            # leaves are str, numbers, bool, None or bytes, all hashable.
+            # leaves are str, numbers, bool, None or bytes, all hashable. Lookups compare with
+            # ==, as covers() does: a 1 finds an expectation anchored on 1.0, which a
+            # JavaScript server re-serialises as 1 (True finds it too; covers() then says no).
             for scalar in payload.leaves(args):
                 anchored = by_anchor.get(scalar)
                 if anchored:

@@ -6,8 +6,8 @@ Servers rarely relay a payload verbatim. claude-mpm unwraps the hook's POST body
 reappears, wrapped differently, with fields added or dropped around it. So an ingested payload is
 described by its chain of nested dicts (outermost first, following the biggest dict child), and an
 emitted payload matches when it holds a dict that covers the innermost one: every key present
-with a covered value; extra keys are allowed. Walks are bounded in nodes and depth, so a huge or
-hostile payload costs a fixed amount.
+with a covered value; extra keys are allowed. Every walk is bounded in nodes (``MAX_NODES``), and
+the recursive comparison in depth too, so a huge or hostile payload costs a fixed amount.
 """
 
 from __future__ import annotations
@@ -196,12 +196,12 @@ def is_anchor(value: Any) -> bool:
     return kind is float
 
 
-def anchors(scalars: list[Any], limit: int = 1) -> list[Scalar]:
+def anchors(found: list[Any], limit: int = 1) -> list[Scalar]:
     """The most distinctive of a payload's :func:`leaves`: longest strings first, then big
     numbers (the caller walks the payload once and reuses the leaves)."""
     strings: dict[str, None] = {}
     numbers: dict[int | float, None] = {}
-    for scalar in scalars:
+    for scalar in found:
         kind = type(scalar)
         if kind is str:
             if len(scalar) >= 3:

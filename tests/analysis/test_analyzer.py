@@ -496,3 +496,30 @@ def test_server_silence_judged_when_the_client_gives_up() -> None:
     w.close("A")
     [flag] = w.flags(F.PING_TIMEOUT)
     assert flag.get("side") == "server"
+
+
+def test_broadcast_is_announced_by_later_records_with_no_timer_pending() -> None:
+    """A broadcast's announcement falls due from the records that follow it, also when no
+    other deadline is pending (the analyzer skips deadline checks until something is due)."""
+    w = Wire()
+    w.client("A", ping_interval=0, ping_timeout=0)
+    w.client("B", ping_interval=0, ping_timeout=0)
+    w.t += 10
+    w.analyzer.tick(w.t)  # the connect timers are done: nothing is pending any more
+    w.broadcast(["A", "B"], "update", [{"n": 1}])
+    w.t += 5
+    w.feed(model.CONN_OPEN, conn="x", extra={"peer": "127.0.0.1:1"})
+    [broadcast] = w.records(model.BROADCAST)
+    assert sorted(broadcast.get("recipients")) == ["A", "B"]
+
+
+def test_number_reserialised_as_an_integer_still_matches() -> None:
+    """A hook's 1.0 that a JavaScript server relays as 1 is the same value: matched, not lost."""
+    w = Wire()
+    w.client("D1")
+    w.post({"event": "progress", "data": {"ratio": 1.0}})
+    w.out_event("D1", "progress", [{"ratio": 1}])
+    w.wait(3)
+    assert w.flags(F.LOST) == []
+    w.analyzer.finish(w.t)
+    assert w.records(model.SUMMARY)[0].get("expectations")["matched"] == 1

@@ -7,11 +7,16 @@ import asyncio
 from collections.abc import Callable, Mapping
 
 import pytest
-import uvloop
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config,
                                   item: pytest.Item) -> Mapping[str, LoopFactory]:
-    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    factories: dict[str, LoopFactory] = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:  # not installed on Windows (see pyproject.toml)
+        return factories
+    factories["uvloop"] = uvloop.new_event_loop
+    return factories
