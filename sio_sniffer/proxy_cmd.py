@@ -27,7 +27,7 @@ from sio_sniffer.proxy import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, defau
 from sio_sniffer.shutdown import stop_event
 from sio_sniffer.sinks.capture import CaptureWriter
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
-from sio_sniffer.transport.channel import DEFAULT_LIMIT, ChannelWriter
+from sio_sniffer.transport.channel import DEFAULT_LIMIT, ChannelWriter, PipeWriter
 from sio_sniffer.transport.relay import PortInUseError, Relay, format_addr
 from sio_sniffer.ui.address import parse_ui_address
 
@@ -233,30 +233,35 @@ class _Worker:
     """The observer process, fed through its stdin. On a pipe of its own it answers "ready" and
     the lines that say where its pages are, or in one sentence why it cannot start."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, notices: list[str], limit: int) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, notices: list[str], pipe: int,
+                 limit: int) -> None:
         self.proc = proc
         self.notices = notices
-        assert proc.stdin is not None
-        transport = proc.stdin.transport
-        self.channel = ChannelWriter(transport.write,
-                                     transport.get_write_buffer_size, limit=limit)
+        self.pipe = PipeWriter(pipe)
+        self.channel = ChannelWriter(self.pipe.write, self.pipe.buffered, limit=limit)
 
     @classmethod
     async def spawn(cls, argv: list[str], limit: int) -> _Worker:
         ready_r, ready_w = os.pipe()
+        copies_r, copies_w = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "sio_sniffer.worker", str(ready_w), *argv,
-                stdin=asyncio.subprocess.PIPE, pass_fds=(ready_w,))
+                stdin=copies_r, pass_fds=(ready_w,))
+        except BaseException:
+            os.close(copies_w)
+            raise
         finally:
             os.close(ready_w)
+            os.close(copies_r)
         with os.fdopen(ready_r, "rb") as ready:
             answer = (await asyncio.to_thread(ready.read)).decode().strip()
         first, *notices = answer.splitlines() or [""]
         if first != "ready":
+            os.close(copies_w)
             await proc.wait()
             raise CommandError(answer or f"the observer process exited with {proc.returncode}")
-        return cls(proc, notices, limit)
+        return cls(proc, notices, copies_w, limit)
 
     def signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -265,10 +270,7 @@ class _Worker:
     async def finish(self) -> int:
         """No more traffic: close the pipe; the worker works off its backlog and exits."""
         self.channel.flush()
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        with contextlib.suppress(ConnectionError):
-            await self.proc.stdin.wait_closed()
+        await self.pipe.close()
         if self.channel.dropped:
             _say(f"the observer process fell behind: {self.channel.dropped} bytes of copies "
                  "were not analysed (forwarding was not affected; --observer-buffer sets how "

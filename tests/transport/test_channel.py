@@ -4,8 +4,9 @@ would have seen, and an observer that falls too far behind costs copies, never t
 from __future__ import annotations
 
 import asyncio
+import os
 
-from sio_sniffer.transport.channel import ChannelReader, ChannelWriter
+from sio_sniffer.transport.channel import ChannelReader, ChannelWriter, PipeWriter
 from sio_sniffer.transport.events import ConnClose, ConnOpen, TapError, TapEvent, WsMessage
 from sio_sniffer.transport.relay import TapLike
 from sio_sniffer.transport.tap import ConnectionTap
@@ -88,3 +89,37 @@ async def test_writes_are_batched_per_loop_turn() -> None:
     assert pipe == []
     await asyncio.sleep(0)
     assert len(pipe) == 1
+
+
+async def test_pipe_writer_queues_exactly_what_the_pipe_cannot_take_yet() -> None:
+    """Through a real pipe whose reader is late: nothing is lost or reordered, the queue counts
+    exactly the bytes not yet in the pipe, and close() waits for them before the reader's EOF."""
+    read_fd, write_fd = os.pipe()
+    writer = PipeWriter(write_fd)
+    chunks = [bytes([n % 251]) * 50_000 for n in range(40)]  # 2 MB: more than the pipe holds
+    for chunk in chunks:
+        writer.write(chunk)
+    assert 0 < writer.buffered() <= sum(map(len, chunks))
+    got = bytearray()
+
+    def read_all() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            while data := pipe.read(65536):
+                got.extend(data)
+
+    reading = asyncio.get_running_loop().run_in_executor(None, read_all)
+    await asyncio.wait_for(writer.close(), 10)
+    await asyncio.wait_for(reading, 10)
+    assert writer.buffered() == 0
+    assert bytes(got) == b"".join(chunks)
+
+
+async def test_pipe_writer_to_a_gone_reader_drops_without_raising() -> None:
+    """An observer that died takes nothing more; the relay side neither raises nor queues."""
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    writer = PipeWriter(write_fd)
+    writer.write(b"x" * 100_000)
+    writer.write(b"y")
+    assert writer.buffered() == 0
+    await asyncio.wait_for(writer.close(), 5)

@@ -178,9 +178,11 @@ async def test_fast_heartbeat_survives_a_burst_through_the_relay(client: str) ->
                 proc.kill()
             assert result == {"event": "result", "connected": True, "disconnects": []}
         closed = await server.expect("disconnect")
-    # python-socketio closes its WebSocket right behind the DISCONNECT packet (directly too)
-    expected = "client namespace disconnect" if client == "node" else "transport close"
-    assert closed["reason"] == expected
+    # a clean goodbye, whichever the server notices first: python-socketio closes its
+    # WebSocket right behind the DISCONNECT packet (which one wins differs between versions)
+    expected = {"client namespace disconnect"} if client == "node" else {
+        "client namespace disconnect", "transport close"}
+    assert closed["reason"] in expected
     assert tap.of(TapError) == []
     ticks = [m for m in tap.of(WsMessage) if m.dir == "out" and m.payload.startswith(b'42["tick"')]
     assert len(ticks) == 10000
