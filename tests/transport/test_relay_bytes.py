@@ -107,6 +107,31 @@ async def test_pipelined_chunked_requests_and_half_close_are_byte_exact() -> Non
     assert tap.of(TapError) == []
 
 
+async def test_request_and_eof_before_the_upstream_fails_get_the_502_and_a_close() -> None:
+    """A client sends its request and its EOF while the upstream connection is still being
+    made (Python 3.10 reads both before the relay's pause takes), then the upstream fails (a
+    TLS upstream that hangs up mid-handshake): the client still gets the 502, and the relay
+    ends the connection itself."""
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.3)
+        writer.close()
+
+    tap = Tap()
+    async with tcp_server(hang_up) as url, \
+            relay_to(url.replace("http://", "https://"), tap,
+                     ssl_upstream=ssl.create_default_context()) as relay:
+        host, port = relay.bound[0]
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write_eof()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        # the relay ends the connection itself: the client has not closed its socket yet
+        await tap.wait_for(lambda e: isinstance(e, ConnClose))
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert tap.of(UpstreamError)
+
+
 async def test_upstream_down_answers_502_and_reports_it() -> None:
     """Nothing listening upstream: the client gets a 502 naming the URL; the tap, UpstreamError."""
     upstream = f"http://127.0.0.1:{free_port()}"
