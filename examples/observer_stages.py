@@ -41,7 +41,7 @@ async def record_channel(events: int, dashboards: int, node_modules: str | None)
     """The channel bytes of one burst relayed to ``dashboards`` clients."""
     peers = bench.find_peers("node", node_modules, print)
     server, upstream = await bench.start_server(peers)
-    chunks: list[bytes] = []
+    chunks: list[bytearray] = []
     writer = ChannelWriter(chunks.append, lambda: 0)
     port = bench.free_port()
     relay = Relay(upstream, [("127.0.0.1", port)], lambda _: None, tap_factory=writer.tap)

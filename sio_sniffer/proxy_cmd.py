@@ -242,26 +242,37 @@ class _Worker:
 
     @classmethod
     async def spawn(cls, argv: list[str], limit: int) -> _Worker:
-        ready_r, ready_w = os.pipe()
-        copies_r, copies_w = os.pipe()
+        fds: list[int] = []  # every descriptor made here; closed unless handed on
+        proc: asyncio.subprocess.Process | None = None
         try:
+            ready_r, ready_w = os.pipe()
+            fds += (ready_r, ready_w)
+            copies_r, copies_w = os.pipe()
+            fds += (copies_r, copies_w)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "sio_sniffer.worker", str(ready_w), *argv,
                 stdin=copies_r, pass_fds=(ready_w,))
+            for fd in (ready_w, copies_r):  # the child's ends
+                fds.remove(fd)
+                os.close(fd)
+            fds.remove(ready_r)
+            with os.fdopen(ready_r, "rb") as ready:
+                answer = (await asyncio.to_thread(ready.read)).decode().strip()
+            first, *notices = answer.splitlines() or [""]
+            if first != "ready":
+                await proc.wait()
+                raise CommandError(answer or
+                                   f"the observer process exited with {proc.returncode}")
+            fds.remove(copies_w)
+            return cls(proc, notices, copies_w, limit)
         except BaseException:
-            os.close(copies_w)
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
             raise
         finally:
-            os.close(ready_w)
-            os.close(copies_r)
-        with os.fdopen(ready_r, "rb") as ready:
-            answer = (await asyncio.to_thread(ready.read)).decode().strip()
-        first, *notices = answer.splitlines() or [""]
-        if first != "ready":
-            os.close(copies_w)
-            await proc.wait()
-            raise CommandError(answer or f"the observer process exited with {proc.returncode}")
-        return cls(proc, notices, copies_w, limit)
+            for fd in fds:
+                os.close(fd)
 
     def signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -175,3 +175,18 @@ async def test_observer_behind_past_its_buffer_drops_copies_not_traffic(
     gaps = [r for r in _log(log) if r["event"] == "decode_error"
             and "fell behind" in r.get("reason", "")]
     assert gaps and "forwarding was not affected" in gaps[0]["reason"]
+
+
+@pytest.mark.parametrize("mode", [[], ["--single-process"]], ids=["two-process", "single-process"])
+async def test_unwritable_log_is_one_sentence_and_exit_2(tmp_path: Path, mode: list[str]) -> None:
+    """A log file that cannot be opened stops the command before it listens, with one line
+    naming the file and why (in two-process mode the observer process says it)."""
+    missing = tmp_path / "no-such-dir" / "log.jsonl"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sio_sniffer", "proxy", "--listen", f"127.0.0.1:{free_port()}",
+        "--log", str(missing), *mode,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == [
+        f"sio-sniffer: cannot open the log file {missing}: No such file or directory"]

@@ -6,7 +6,8 @@ write. The observer process reads the frames and runs the real tap parsers
 (:class:`~sio_sniffer.transport.tap.ConnectionTap`) with the timestamps the relay took, so the
 records are the same as in one process.
 
-If the observer falls so far behind that the pipe's buffer passes ``limit``, copies are dropped
+If the observer falls so far behind that the relay's queue for it (:class:`PipeWriter`, beyond
+the pipe's own 1 MiB) passes ``limit``, copies are dropped
 (traffic never waits for the observer) and each connection that lost bytes is marked with a gap;
 the observer then stops parsing that connection and says so with a TapError.
 
@@ -157,11 +158,20 @@ class PipeWriter:
             self._drained.set_result(None)
 
     async def close(self) -> None:
-        """Write out what is queued (the observer works it off), then close the pipe."""
-        if self._queue and not self._broken:
-            self._drained = asyncio.get_running_loop().create_future()
-            await self._drained
-        os.close(self._fd)
+        """Write out what is queued (the observer works it off), then close the pipe. Later
+        writes are dropped: the descriptor's number may belong to another file by then."""
+        try:
+            if self._queue and not self._broken:
+                self._drained = asyncio.get_running_loop().create_future()
+                await self._drained
+        finally:
+            if self._waiting:
+                asyncio.get_running_loop().remove_writer(self._fd)
+                self._waiting = False
+            self._broken = True
+            self._queue.clear()
+            self._size = 0
+            os.close(self._fd)
 
 
 class ChannelTap:

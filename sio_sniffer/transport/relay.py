@@ -288,9 +288,9 @@ class _Link:
             self.answered = True
             client.transport.write(response)
             self.tap.data("out", response)
-            if client.transport.can_write_eof():
+            if client.transport.can_write_eof() and not client.got_eof:
                 client.transport.write_eof()
-            else:
+            else:  # TLS, or the client is done sending too: nothing is left to wait for
                 client.transport.close()
 
         def answer(data: bytes) -> None:
@@ -301,18 +301,26 @@ class _Link:
         client.forward = answer
         if client.early:  # already tapped as they came
             respond()
+        elif client.got_eof:  # it sent nothing and is done: there is nothing to answer
+            assert client.transport is not None
+            client.transport.close()
+            return
         assert client.transport is not None
         client.transport.resume_reading()
 
     def eof(self, side: _Side) -> bool:
         """``side`` sent EOF: pass it on; True keeps ``side``'s transport open for writing."""
+        if side.got_eof:
+            # the same EOF again: Python 3.10 delivers it anew when reading resumes
+            return True
         self.first = self.first or side.role
         side.got_eof = True
         self.tap.eof(side.dir)
         peer = side.peer
         if peer is None and side is self.client and self.connecting is not None:
             # EOF before the upstream connection exists (Python 3.10 reads a new connection
-            # before the pause in connection_made takes): it follows the early bytes there
+            # before the pause in connection_made takes): on plain TCP it follows the early
+            # bytes there; a TLS transport closes itself at EOF, and the early bytes go nowhere
             return side.transport is not None and \
                 side.transport.get_extra_info("sslcontext") is None
         if peer is None or peer.transport is None or peer.closed:

@@ -123,3 +123,24 @@ async def test_pipe_writer_to_a_gone_reader_drops_without_raising() -> None:
     writer.write(b"y")
     assert writer.buffered() == 0
     await asyncio.wait_for(writer.close(), 5)
+
+
+async def test_pipe_writer_after_close_writes_nowhere() -> None:
+    """A copy that arrives after close() (a connection outliving the relay's stop) is dropped,
+    not written to whatever file took over the descriptor's number."""
+    read_fd, write_fd = os.pipe()
+    writer = PipeWriter(write_fd)
+    await writer.close()
+    os.close(read_fd)
+    other_r, other_w = os.pipe()  # most likely the numbers just freed
+    try:
+        writer.write(b"late copy")
+        os.set_blocking(other_r, False)
+        try:
+            leaked = os.read(other_r, 100)
+        except BlockingIOError:
+            leaked = b""
+        assert leaked == b""
+    finally:
+        os.close(other_r)
+        os.close(other_w)
