@@ -145,22 +145,7 @@ def contains(hay: Any, needle: Any) -> bool:
     if not isinstance(needle, (dict, list)):
         return any(_scalar_equal(needle, s) for s in leaves(hay))
     kind = type(needle)
-    stack = [hay]
-    pop, extend = stack.pop, stack.extend
-    seen = 0
-    while stack and seen < MAX_NODES:
-        node = pop()
-        seen += 1
-        node_kind = type(node)
-        if node_kind is dict:
-            if node_kind is kind and covers(needle, node):
-                return True
-            extend(node.values())
-        elif node_kind is list:
-            if node_kind is kind and covers(needle, node):
-                return True
-            extend(node)
-    return False
+    return any(covers(needle, node) for node in nodes(hay) if type(node) is kind)
 
 
 def _scalar_equal(a: Any, b: Any) -> bool:
