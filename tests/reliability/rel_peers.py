@@ -212,14 +212,10 @@ class RawWs:
 
 # -- upstreams that are not Socket.IO servers ---------------------------------------------------
 
-class RecordingUpstream:
-    """A TCP server that records every byte per connection and answers a canned reply once a
-    request head has arrived: 101 for an upgrade request, else ``reply``."""
+class _LoopbackUpstream:
+    """A raw TCP server on a free loopback port; subclasses say what a connection gets."""
 
-    def __init__(self, reply: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") -> None:
-        self.reply = reply
-        self.after_upgrade = b""  # sent right after the 101, for server->client fuzzing
-        self.by_order: list[bytearray] = []  # what each connection delivered, in accept order
+    def __init__(self) -> None:
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -235,6 +231,20 @@ class RecordingUpstream:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class RecordingUpstream(_LoopbackUpstream):
+    """A TCP server that records every byte per connection and answers a canned reply once a
+    request head has arrived: 101 for an upgrade request, else ``reply``."""
+
+    def __init__(self, reply: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") -> None:
+        super().__init__()
+        self.reply = reply
+        self.after_upgrade = b""  # sent right after the 101, for server->client fuzzing
+        self.by_order: list[bytearray] = []  # what each connection delivered, in accept order
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buf = bytearray()
@@ -267,32 +277,20 @@ class RecordingUpstream:
                 + self.after_upgrade)
 
 
-class HangingFront:
+class HangingFront(_LoopbackUpstream):
     """An upstream that accepts TCP and never answers the first ``hang`` connections; later
     ones are piped byte for byte to ``target`` (so one upstream can hang some clients only)."""
 
     def __init__(self, target: str, hang: int) -> None:
+        super().__init__()
         self.target = host_port(target)
         self.hang = hang
         self.held: list[asyncio.StreamWriter] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         for writer in self.held:
             writer.close()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await super().stop()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.held) < self.hang:
