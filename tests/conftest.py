@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -10,12 +9,10 @@ import pytest
 import socketio
 from aiohttp import web
 
+# One free-port helper for the package's bench and every test ("from tests.conftest import ...").
+from sio_sniffer.bench import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+__all__ = ["PyServer", "free_port", "py_server_factory"]
 
 
 class PyServer:

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -242,13 +241,6 @@ async def node_full(url: str, transports: list[str], **options: Any) -> dict[str
         return result
     finally:
         proc.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Tap:
