@@ -187,12 +187,11 @@ def anchors(found: list[Any], limit: int = 1) -> list[Scalar]:
     strings: dict[str, None] = {}
     numbers: dict[int | float, None] = {}
     for scalar in found:
-        kind = type(scalar)
-        if kind is str:
-            if len(scalar) >= 3:
+        if is_anchor(scalar):
+            if type(scalar) is str:
                 strings[scalar] = None
-        elif (kind is int and abs(scalar) >= 1000) or kind is float:
-            numbers[scalar] = None
+            else:
+                numbers[scalar] = None
     ranked: list[Scalar] = [*sorted(strings, key=len, reverse=True)[:limit], *numbers]
     return ranked[:limit]
 
