@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import os
 import platform
 import re
@@ -1050,16 +1051,14 @@ async def _py_clients(opts: dict[str, Any]) -> None:
         if mode == "burst":
             while sent < total:
                 await emit()
-        elif mode in ("paced", "fanout"):
-            per_s = float(opts["rate"]) if mode == "paced" else 1000 / float(opts["interval"])
-            while sent < total:
-                due = min(total, 1 + int((now() - start) * per_s))
-                while sent < due:
-                    await emit()
-                await asyncio.sleep(max(0.0, (sent / per_s) - (now() - start)))
         else:
-            window = int(opts["window"])
-            rate = float(opts["rate"])  # 0: as fast as the window allows
+            # paced and fanout at their rate; the soak at its rate (0: as fast as the window
+            # allows) with at most `window` events in flight
+            if mode == "soak":
+                rate, window = float(opts["rate"]), float(opts["window"])
+            else:
+                rate = float(opts["rate"]) if mode == "paced" else 1000 / float(opts["interval"])
+                window = math.inf
             while sent < total:
                 due = min(total, 1 + int((now() - start) * rate)) if rate else total
                 while sent < due and sent * count - state["deliveries"] < window * count:

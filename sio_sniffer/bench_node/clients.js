@@ -78,22 +78,16 @@ async function main() {
   const start = now();
   if (opts.mode === "burst") {
     while (sent < total) emit();
-  } else if (opts.mode === "paced" || opts.mode === "fanout") {
-    const perMs = opts.mode === "paced" ? opts.rate / 1000 : 1 / opts.interval;
+  } else if (opts.mode !== "soak" || opts.rate > 0) {
+    // paced, fanout, and the soak at a sustained rate (never more than `window` in flight)
+    const perMs = opts.mode === "fanout" ? 1 / opts.interval : opts.rate / 1000;
+    const inFlight = opts.mode === "soak" ? opts.window * D : Infinity;
     emit();
     const timer = setInterval(() => {
       const due = Math.min(total, 1 + Math.floor((now() - start) * perMs));
-      while (sent < due) emit();
+      while (sent < due && sent * D - deliveries < inFlight) emit();
       if (sent >= total) clearInterval(timer);
-    }, opts.mode === "paced" ? 1 : 10);
-  } else if (opts.rate > 0) {
-    // soak at a sustained rate: `rate` events/s, never more than `window` in flight
-    const perMs = opts.rate / 1000;
-    const timer = setInterval(() => {
-      const due = Math.min(total, 1 + Math.floor((now() - start) * perMs));
-      while (sent < due && sent * D - deliveries < opts.window * D) emit();
-      if (sent >= total) clearInterval(timer);
-    }, 1);
+    }, opts.mode === "fanout" ? 10 : 1);
   } else {
     // soak as fast as it goes: at most `window` events in flight, refilled by half a window
     const half = Math.max(1, Math.floor(opts.window / 2));
