@@ -15,8 +15,8 @@ import time
 import tracemalloc
 
 from sio_sniffer.analysis import AnalysisConfig, Analyzer
-from sio_sniffer.analysis.loadgen import records
 from sio_sniffer.model import Record
+from sio_sniffer.testing import records
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sio_sniffer.transport.events import TapEvent
+from sio_sniffer.model.tap import TapEvent
 from sio_sniffer.transport.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -84,8 +84,8 @@ def _tap_target() -> Any:
     import atheris
 
     with atheris.instrument_imports():
-        from sio_sniffer.pipeline import Pipeline, PipelineConfig
-        from sio_sniffer.transport.tap import ConnectionTap
+        from sio_sniffer.pipeline.decode import Pipeline, PipelineConfig
+        from sio_sniffer.transport.tap.connection import ConnectionTap
 
     def one(data: bytes) -> None:
         fdp = atheris.FuzzedDataProvider(data)

@@ -28,10 +28,10 @@ from pathlib import Path
 from sio_sniffer import bench
 from sio_sniffer.analysis import AnalysisConfig, Analyzer
 from sio_sniffer.model import Record
-from sio_sniffer.pipeline import Pipeline, PipelineConfig
+from sio_sniffer.model.tap import TapEvent
+from sio_sniffer.pipeline.decode import Pipeline, PipelineConfig
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
 from sio_sniffer.transport.channel import ChannelReader, ChannelWriter
-from sio_sniffer.transport.events import TapEvent
 from sio_sniffer.transport.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[1]

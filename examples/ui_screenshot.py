@@ -22,8 +22,8 @@ from sio_sniffer.analysis import AnalysisConfig, load_profile
 from sio_sniffer.diagnostics.clients import close_client, hook_body, new_nonce
 from sio_sniffer.diagnostics.server import INGEST_PATH, DiagnosticServer
 from sio_sniffer.model import Record
-from sio_sniffer.proxy import ProxyConfig, Sniffer
-from sio_sniffer.ui import LiveUI
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.web.live import LiveUI
 
 OUT = Path(__file__).resolve().parent / "ui.png"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

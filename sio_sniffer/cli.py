@@ -1,8 +1,8 @@
 """The command line: the only place that parses arguments and wires the parts together.
 
-Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args)``;
-modules are imported only when their command runs, so ``sio-sniffer decode`` does not pay for
-aiohttp and the browser tooling.
+Each subcommand lives in its own module of :mod:`sio_sniffer.commands` exposing
+``add_arguments(parser)`` and ``run(args)``; modules are imported only when their command runs,
+so ``sio-sniffer decode`` does not pay for aiohttp and the browser tooling.
 """
 
 from __future__ import annotations
@@ -14,20 +14,20 @@ from collections.abc import Sequence
 
 from sio_sniffer import __version__
 
-# name -> (module, one-line help). The order is the order of `sio-sniffer --help`.
+# name -> (module in sio_sniffer.commands, one-line help), in the order of `sio-sniffer --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "proxy": ("sio_sniffer.proxy_cmd", "sit between Socket.IO clients and a server; log and flag"),
-    "e2e": ("sio_sniffer.diagnostics.e2e", "end-to-end flow test: hook -> server -> dashboard"),
-    "diagnose": ("sio_sniffer.diagnostics.diagnose", "check a server step by step: cause and fix"),
-    "serve": ("sio_sniffer.diagnostics.server", "run the diagnostic Socket.IO server"),
-    "hook-test": ("sio_sniffer.diagnostics.hook", "simulate the claude-mpm hook handler"),
-    "auth-test": ("sio_sniffer.diagnostics.auth", "connection and authentication tests"),
-    "dashboard-test": ("sio_sniffer.dashboard_test", "test every namespace from a real browser"),
-    "decode": ("sio_sniffer.decode_cmd", "decode Engine.IO/Socket.IO frames or polling bodies"),
-    "replay": ("sio_sniffer.replay", "re-drive a captured session against a server"),
-    "report": ("sio_sniffer.report", "analyse capture or HAR files: text, JSON or HTML"),
-    "redact": ("sio_sniffer.redact", "fingerprint secrets (and payloads) in a capture to share"),
-    "bench": ("sio_sniffer.bench", "measure the sniffer's cost: direct vs through it, A/B"),
+    "proxy": ("proxy", "sit between Socket.IO clients and a server; log and flag"),
+    "e2e": ("e2e", "end-to-end flow test: hook -> server -> dashboard"),
+    "diagnose": ("diagnose", "check a server step by step: cause and fix"),
+    "serve": ("serve", "run the diagnostic Socket.IO server"),
+    "hook-test": ("hook_test", "simulate the claude-mpm hook handler"),
+    "auth-test": ("auth_test", "connection and authentication tests"),
+    "dashboard-test": ("dashboard_test", "test every namespace from a real browser"),
+    "decode": ("decode", "decode Engine.IO/Socket.IO frames or polling bodies"),
+    "replay": ("replay", "re-drive a captured session against a server"),
+    "report": ("report", "analyse capture or HAR files: text, JSON or HTML"),
+    "redact": ("redact", "fingerprint secrets (and payloads) in a capture to share"),
+    "bench": ("bench", "measure the sniffer's cost: direct vs through it, A/B"),
 }
 
 
@@ -42,7 +42,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            importlib.import_module(module).add_arguments(p)
+            importlib.import_module(f"sio_sniffer.commands.{module}").add_arguments(p)
             p.set_defaults(_module=module)
     return parser
 
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The command's own words, for a command that hands them to a child process (proxy's worker).
     args.argv = args_list[args_list.index(args.command) + 1:]
     try:
-        result: int = importlib.import_module(module).run(args)
+        result: int = importlib.import_module(f"sio_sniffer.commands.{module}").run(args)
     except KeyboardInterrupt:
         return 130
     return result

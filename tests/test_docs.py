@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sio_sniffer import model
-from sio_sniffer.analysis.flags import KINDS
+from sio_sniffer.model.flags import KINDS
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 

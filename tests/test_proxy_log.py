@@ -11,7 +11,7 @@ import pytest
 import socketio
 from aiohttp import web
 
-from sio_sniffer.proxy import ProxyConfig, Sniffer
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
 
 TOKEN = "s3cret-token-value"

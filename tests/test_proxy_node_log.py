@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sio_sniffer.model import Record
-from sio_sniffer.proxy import ProxyConfig, Sniffer
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from tests.transport.relay_peers import NodeProcess, node_server
 
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sio_sniffer import model
-from sio_sniffer.analysis import flags as F
 from sio_sniffer.analysis import payload
 from sio_sniffer.analysis.broadcasts import Group, Groups
 from sio_sniffer.analysis.config import AnalysisConfig
 from sio_sniffer.analysis.correlate import Correlator, Expectation, rule_key
 from sio_sniffer.analysis.sessions import NspState, Session, SessionTable
 from sio_sniffer.model import Record
+from sio_sniffer.model import flags as F
 
 Emit = Callable[[Record], None]
 # How many distinctive scalars of an ingested payload are offered to the correlator, which

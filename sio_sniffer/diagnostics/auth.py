@@ -7,10 +7,7 @@ with ``diagnose``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import time
 from typing import Any
 
@@ -21,10 +18,8 @@ from sio_sniffer.diagnostics.clients import (
     drop_transport,
     hook_debug,
     new_client,
-    split_namespaces,
     try_connect,
 )
-from sio_sniffer.diagnostics.server import DEFAULT_TOKEN, TOKEN_ENV
 from sio_sniffer.diagnostics.verdict import Check
 
 DEFAULT_URL = "http://localhost:8765"
@@ -181,30 +176,3 @@ async def auth_suite(url: str, token: str, namespaces: tuple[str, ...],
         checks.append(Check.failed("connect timeout", _seen(timed), v.CONNECT_SLOW))
     checks.append(await reconnection_check(url, dashboard_auth, timeout=timeout))
     return checks
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", nargs="?", default=DEFAULT_URL, help="the server (or sniffer)")
-    parser.add_argument("--token", help=f"the valid token (default ${TOKEN_ENV} or "
-                                        f"{DEFAULT_TOKEN!r})")
-    parser.add_argument("--nsp", nargs="*", default=list(DEFAULT_NAMESPACES),
-                        help="namespaces to test besides / (default: /hook /system)")
-    parser.add_argument("--timeout", type=float, default=3.0,
-                        help="seconds a connection may take (default 3)")
-    parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Exit 0 when every test passed, 1 otherwise."""
-    token = args.token or os.environ.get(TOKEN_ENV) or DEFAULT_TOKEN
-    url = args.url.rstrip("/")
-    checks = asyncio.run(auth_suite(url, token, split_namespaces(args.nsp), args.timeout))
-    code = 1 if any(c.status == v.FAIL for c in checks) else 0
-    if args.json:
-        print(json.dumps({"url": url, "exit_code": code,
-                          "tests": [c.to_dict() for c in checks]}, indent=2))
-    else:
-        print(f"auth-test {url}")
-        for check in checks:
-            print("\n".join(check.lines()))
-    return code

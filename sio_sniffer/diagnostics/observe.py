@@ -29,7 +29,7 @@ class Observer:
     async def start(self) -> str:
         """Listen on a free loopback port in front of ``upstream``; returns the URL to use."""
         from sio_sniffer.analysis import AnalysisConfig, load_profile
-        from sio_sniffer.proxy import ProxyConfig, Sniffer
+        from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 
         analysis = AnalysisConfig(deadline=self._deadline, profile=load_profile(self._profile)
                                   if self._profile else None)

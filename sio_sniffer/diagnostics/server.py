@@ -22,11 +22,9 @@ broadcast as a :class:`~sio_sniffer.model.Record` to the sinks, the same records
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import html
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -38,9 +36,7 @@ from aiohttp import web
 
 from sio_sniffer import model
 from sio_sniffer.model import Record, fingerprint
-from sio_sniffer.shutdown import stop_event
-from sio_sniffer.sinks.jsonlog import JsonLogSink, stdout_binary
-from sio_sniffer.webapp import serve_app
+from sio_sniffer.web.app import serve_app
 
 Sink = Callable[[Record], None]
 
@@ -453,47 +449,3 @@ class DiagnosticServer:
                 "type": "heartbeat", "timestamp": _now_iso(),
                 "server_uptime": int(time.monotonic() - self._started),
                 "active_connections": len(self.clients("/"))}, source="heartbeat")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`sio-sniffer serve`'s options."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
-    parser.add_argument("--layout", choices=LAYOUTS, default="claude-mpm",
-                        help="claude-mpm: the real monitor; namespaces: the seed's layout")
-    parser.add_argument("--token", default=None,
-                        help=f"the token the namespaces layout accepts (default: ${TOKEN_ENV} "
-                             f"or {DEFAULT_TOKEN!r})")
-    parser.add_argument("--fault", action="append", default=[], choices=sorted(FAULT_PRESETS),
-                        help="break the server on purpose (repeatable)")
-    parser.add_argument("--pretty", action="store_true", help="render the log for a terminal")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted; the log goes to stdout as JSON lines, notices to stderr."""
-    token = args.token or os.environ.get(TOKEN_ENV) or DEFAULT_TOKEN
-    sink = JsonLogSink(stdout_binary(), pretty=args.pretty, flush_each=True)
-    server = DiagnosticServer(args.layout, args.host, args.port, token=token,
-                              faults=combine_faults(args.fault), sinks=[sink])
-    try:
-        asyncio.run(_serve(server))
-    except OSError as exc:
-        print(f"sio-sniffer serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
-              f" (is another server on that port? pick another with --port)", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-async def _serve(server: DiagnosticServer) -> None:
-    await server.start()
-    faults = server.faults.active()
-    print(f"sio-sniffer serve: {server.layout} layout on {server.url} "
-          f"(namespaces {', '.join(server.namespaces)}; hook POSTs to {INGEST_PATH})"
-          + (f"; faults: {', '.join(faults)}" if faults else ""), file=sys.stderr, flush=True)
-    stop = stop_event()
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()

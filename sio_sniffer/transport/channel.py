@@ -3,8 +3,8 @@
 The relay process must spend as little as possible per chunk: it frames the raw bytes it just
 forwarded (no HTTP or WebSocket parsing) and writes the frames of one loop iteration in one
 write. The observer process reads the frames and runs the real tap parsers
-(:class:`~sio_sniffer.transport.tap.ConnectionTap`) with the timestamps the relay took, so the
-records are the same as in one process.
+(:class:`~sio_sniffer.transport.tap.ConnectionTap`) with the timestamps the relay took, so
+the records are the same as in one process.
 
 If the observer falls so far behind that the relay's queue for it (:class:`PipeWriter`, beyond
 the pipe's own 1 MiB) passes ``limit``, copies are dropped
@@ -27,8 +27,8 @@ import struct
 import time
 from collections.abc import Callable
 
-from sio_sniffer.transport.events import ConnClose, Direction, TapError, TapEvent
-from sio_sniffer.transport.tap import ConnectionTap
+from sio_sniffer.model.tap import ConnClose, Direction, TapError, TapEvent
+from sio_sniffer.transport.tap.connection import ConnectionTap
 
 _HEAD = struct.Struct("<BBdHI")
 OP_DATA, OP_EOF, OP_EVENT, OP_GAP = 1, 2, 3, 4

@@ -25,14 +25,14 @@ from collections.abc import Callable
 from typing import Literal, Protocol, cast
 from urllib.parse import urlsplit
 
-from sio_sniffer.transport.events import (
+from sio_sniffer.model.tap import (
     ConnClose,
     ConnOpen,
     Direction,
     TapEvent,
     UpstreamError,
 )
-from sio_sniffer.transport.tap import ConnectionTap
+from sio_sniffer.transport.tap.connection import ConnectionTap
 
 MiB = 1 << 20
 _SCHEMES = {"http": (False, 80), "ws": (False, 80), "https": (True, 443), "wss": (True, 443)}

@@ -16,9 +16,9 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from sio_sniffer.adminui import AdminUIBridge
 from sio_sniffer.analysis import AnalysisConfig
-from sio_sniffer.proxy import ProxyConfig, Sniffer
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.web.adminui import AdminUIBridge
 
 TOKEN = "s3cret-admin-ui-token"
 USER = "admin"

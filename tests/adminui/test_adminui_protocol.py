@@ -18,7 +18,7 @@ from adminui_peers import (
     rig,
 )
 
-from sio_sniffer.pipeline import fingerprint
+from sio_sniffer.pipeline.decode import fingerprint
 
 CREDENTIALS = {"username": USER, "password": PASSWORD}
 

@@ -7,8 +7,8 @@ from analysis_wire import Wire, hook_body, relayed
 
 from sio_sniffer import model
 from sio_sniffer.analysis import AnalysisConfig, RoleRule, Rule, load_profile
-from sio_sniffer.analysis import flags as F
 from sio_sniffer.analysis.config import KeyPath
+from sio_sniffer.model import flags as F
 
 
 def mpm() -> AnalysisConfig:

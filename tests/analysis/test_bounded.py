@@ -6,8 +6,8 @@ import gc
 import tracemalloc
 
 from sio_sniffer.analysis import AnalysisConfig, Analyzer
-from sio_sniffer.analysis.loadgen import records
 from sio_sniffer.model import Record
+from sio_sniffer.testing import records
 
 
 def test_memory_is_flat_over_a_long_run() -> None:

@@ -22,10 +22,10 @@ from analysis_wire import hook_body
 
 from sio_sniffer import model
 from sio_sniffer.analysis import AnalysisConfig, load_profile
-from sio_sniffer.analysis import flags as F
 from sio_sniffer.diagnostics.server import DiagnosticServer, Faults
 from sio_sniffer.model import Record
-from sio_sniffer.proxy import ProxyConfig, Sniffer
+from sio_sniffer.model import flags as F
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 
 HERE = Path(__file__).resolve().parent
 NODE_MODULES = HERE.parent / "node" / "node_modules"

@@ -13,8 +13,8 @@ import aiohttp
 import socketio
 from aiohttp import web
 
-from sio_sniffer.proxy import ProxyConfig, Sniffer
-from sio_sniffer.sinks.capture import CaptureWriter
+from sio_sniffer.capture import CaptureWriter
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"

@@ -13,8 +13,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from sio_sniffer.model import Record
-from sio_sniffer.sinks.capture import (
+from sio_sniffer.capture import (
     FORMAT,
     CaptureError,
     CaptureReader,
@@ -23,7 +22,8 @@ from sio_sniffer.sinks.capture import (
     fingerprint,
     merge,
 )
-from sio_sniffer.transport.events import (
+from sio_sniffer.model import Record
+from sio_sniffer.model.tap import (
     ConnClose,
     ConnOpen,
     HttpRequest,
@@ -132,8 +132,8 @@ def test_sigkill_leaves_a_file_readable_to_the_last_complete_line(tmp_path: Path
     path = tmp_path / "killed.jsonl"
     script = f"""
 import sys
-from sio_sniffer.sinks.capture import CaptureWriter
-from sio_sniffer.transport.events import WsMessage
+from sio_sniffer.capture import CaptureWriter
+from sio_sniffer.model.tap import WsMessage
 w = CaptureWriter({str(path)!r}, upstream="http://up")
 i = 0
 while True:
@@ -302,7 +302,7 @@ def test_older_version_is_migrated_line_by_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A migration hook turns each line of an older version into the current form."""
-    from sio_sniffer.sinks import capture
+    from sio_sniffer import capture
 
     # Pretend the current format is 2 and version 1 named the message payload "data".
     monkeypatch.setattr(capture, "VERSION", 2)

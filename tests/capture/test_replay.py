@@ -11,8 +11,8 @@ import pytest
 import socketio
 from capture_peers import TOKEN, AppServer, capture_session
 
+from sio_sniffer.capture import CaptureReader
 from sio_sniffer.replay import ServedCapture, build_script, replay
-from sio_sniffer.sinks.capture import CaptureReader
 
 
 @pytest.fixture

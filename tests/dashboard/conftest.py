@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from sio_sniffer.dashboard_test import CHROMIUM, CHROMIUM_ARGS, DashboardPage
+from sio_sniffer.diagnostics.browser import CHROMIUM, CHROMIUM_ARGS, DashboardPage
 from sio_sniffer.diagnostics.server import DiagnosticServer
 
 HERE = Path(__file__).resolve().parent

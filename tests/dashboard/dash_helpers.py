@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from sio_sniffer.dashboard_test import PageEvent, PageReport
+from sio_sniffer.diagnostics.browser import PageEvent, PageReport
 from sio_sniffer.diagnostics.clients import find_probe, hook_body
 from sio_sniffer.diagnostics.server import INGEST_PATH
 

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, expect
 
-from sio_sniffer.dashboard_test import DashboardPage, browser_check, run_browser_check
 from sio_sniffer.diagnostics import verdict as v
+from sio_sniffer.diagnostics.browser import DashboardPage, browser_check, run_browser_check
 from sio_sniffer.diagnostics.diagnose import diagnose
 from sio_sniffer.diagnostics.server import Faults
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Runs one subcommand module the way `sio-sniffer` does, without depending on the console script
 # being installed: the module's own add_arguments/run.
-_RUNNER = (
+RUNNER = (
     "import argparse, importlib, sys\n"
     "m = importlib.import_module(sys.argv[1])\n"
     "p = argparse.ArgumentParser()\n"
@@ -48,7 +48,7 @@ async def run_subcommand(module: str, *argv: str, timeout: float = 60.0,
                          env: dict[str, str] | None = None) -> Finished:
     """Run ``module`` as a subcommand in a child process (the server under test stays in ours)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _RUNNER, module, *argv, stdout=asyncio.subprocess.PIPE,
+        sys.executable, "-c", RUNNER, module, *argv, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=env or subcommand_env(), cwd=ROOT)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)

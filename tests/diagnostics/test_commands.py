@@ -12,9 +12,9 @@ from diag_helpers import run_subcommand, subcommand_env
 
 from sio_sniffer.diagnostics.server import Faults
 
-HOOK = "sio_sniffer.diagnostics.hook"
-AUTH = "sio_sniffer.diagnostics.auth"
-E2E = "sio_sniffer.diagnostics.e2e"
+HOOK = "sio_sniffer.commands.hook_test"
+AUTH = "sio_sniffer.commands.auth_test"
+E2E = "sio_sniffer.commands.e2e"
 
 
 async def test_hook_test_http_events_reach_a_dashboard(diag_server: Any, dashboards: Any

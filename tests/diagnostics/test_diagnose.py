@@ -11,7 +11,7 @@ from diag_helpers import Finished, run_subcommand
 
 from sio_sniffer.diagnostics.server import Faults
 
-MODULE = "sio_sniffer.diagnostics.diagnose"
+MODULE = "sio_sniffer.commands.diagnose"
 
 
 async def both(url: str, *argv: str) -> tuple[Finished, Finished]:

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
-from diag_helpers import _RUNNER, ROOT, Dashboard, hook_body, subcommand_env
+from diag_helpers import ROOT, RUNNER, Dashboard, hook_body, subcommand_env
 
 from sio_sniffer import model
 from sio_sniffer.diagnostics.server import (
@@ -245,7 +245,7 @@ async def test_fault_relay_room(diag_server: Any, dashboards: Any) -> None:
 async def test_serve_command_logs_json(layout: str) -> None:
     """`serve` in each layout: real clients get hook events, stdout carries JSON records."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _RUNNER, "sio_sniffer.diagnostics.server", "--port", "0",
+        sys.executable, "-c", RUNNER, "sio_sniffer.commands.serve", "--port", "0",
         "--layout", layout, "--token", "t0k3n", stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=subcommand_env(), cwd=ROOT)
     assert proc.stderr is not None and proc.stdout is not None
@@ -274,7 +274,7 @@ async def test_serve_port_in_use_exits_2(diag_server: Any) -> None:
     """`serve` on a taken port exits 2 with a one-line reason."""
     server, _ = await diag_server("claude-mpm")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _RUNNER, "sio_sniffer.diagnostics.server", "--port",
+        sys.executable, "-c", RUNNER, "sio_sniffer.commands.serve", "--port",
         str(server.port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=subcommand_env(), cwd=ROOT)
     _, err = await asyncio.wait_for(proc.communicate(), 20)

@@ -21,7 +21,7 @@ import socketio
 
 from sio_sniffer.analysis import AnalysisConfig, load_profile
 from sio_sniffer.model import Record
-from sio_sniffer.proxy import ProxyConfig, Sniffer
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from tests.conftest import free_port
 
 VENV = Path(os.environ.get("SIO_SNIFFER_MPM_VENV",

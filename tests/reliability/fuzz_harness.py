@@ -17,7 +17,7 @@ from typing import Any
 
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.model import Record
-from sio_sniffer.proxy import ProxyConfig, Sniffer
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from tests.reliability.rel_peers import RecordingUpstream, upgrade_request
 
 

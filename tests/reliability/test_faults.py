@@ -17,7 +17,7 @@ import socketio
 
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.diagnostics.server import DiagnosticServer, Faults
-from sio_sniffer.transport.events import HttpRequest, HttpResponse
+from sio_sniffer.model.tap import HttpRequest, HttpResponse
 from tests.conftest import free_port
 from tests.reliability.rel_peers import HangingFront, RawWs, host_port, node, sniffing
 from tests.transport.relay_peers import Tap

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import socketio
 
-from sio_sniffer.sinks.capture import CaptureReader
+from sio_sniffer.capture import CaptureReader
 from tests.conftest import free_port
 from tests.reliability.rel_peers import node
 

@@ -13,16 +13,16 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from sio_sniffer.adminui import AdminUIBridge
 from sio_sniffer.analysis import AnalysisConfig
+from sio_sniffer.capture import CaptureReader, CaptureWriter
 from sio_sniffer.cli import build_parser
+from sio_sniffer.commands.proxy import build_config
 from sio_sniffer.diagnostics.server import DiagnosticServer
 from sio_sniffer.model import Record, fingerprint
-from sio_sniffer.proxy import ProxyConfig, Sniffer
-from sio_sniffer.proxy_cmd import build_config
-from sio_sniffer.sinks.capture import CaptureReader, CaptureWriter
-from sio_sniffer.transport.events import HttpRequest, HttpResponse, WsMessage
-from sio_sniffer.ui.server import LiveUI
+from sio_sniffer.model.tap import HttpRequest, HttpResponse, WsMessage
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.web.adminui import AdminUIBridge
+from sio_sniffer.web.live.server import LiveUI
 from tests.reliability.rel_peers import sniffing
 from tests.reliability.test_process import proxy
 
@@ -42,7 +42,7 @@ async def test_every_server_binds_loopback_by_default() -> None:
     """Proxy, diagnostic server, live UI and Admin UI bridge listen on loopback unless told
     otherwise; the CLI defaults say the same; a UI on another address demands a token."""
     args = build_parser(["proxy"]).parse_args(["proxy"])
-    assert all(_loopback(h) for h, _ in build_config(args).listen)
+    assert all(_loopback(h) for h, _ in build_config(args).sniffer.listen)
     assert build_parser(["serve"]).parse_args(["serve"]).host == "127.0.0.1"
     listen = build_parser(["replay"]).parse_args(["replay", "x.jsonl"]).listen
     assert listen.startswith("127.0.0.1:")

@@ -21,7 +21,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from sio_sniffer.transport.events import TapEvent, WsMessage
+from sio_sniffer.model.tap import TapEvent, WsMessage
 from sio_sniffer.transport.relay import Relay
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 
+from sio_sniffer.model.tap import ConnClose, ConnOpen, TapError, TapEvent, WsMessage
 from sio_sniffer.transport.channel import ChannelReader, ChannelWriter, PipeWriter
-from sio_sniffer.transport.events import ConnClose, ConnOpen, TapError, TapEvent, WsMessage
 from sio_sniffer.transport.relay import TapLike
-from sio_sniffer.transport.tap import ConnectionTap
+from sio_sniffer.transport.tap.connection import ConnectionTap
 
 REQUEST = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from relay_peers import Tap, node_server, py_server, relay_to, relay_url
 
-from sio_sniffer.transport.events import (
+from sio_sniffer.model.tap import (
     ConnClose,
     ConnOpen,
     HttpRequest,

@@ -17,7 +17,7 @@ from relay_peers import (
     ws_text,
 )
 
-from sio_sniffer.transport.events import (
+from sio_sniffer.model.tap import (
     ConnClose,
     ConnOpen,
     HttpRequest,

@@ -8,7 +8,7 @@ import zlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sio_sniffer.transport.events import (
+from sio_sniffer.model.tap import (
     HttpRequest,
     HttpResponse,
     TapError,
@@ -17,9 +17,9 @@ from sio_sniffer.transport.events import (
     WsMessage,
     WsOpen,
 )
-from sio_sniffer.transport.http_tap import HttpTap
-from sio_sniffer.transport.tap import ConnectionTap
-from sio_sniffer.transport.ws_tap import Deflate, WsFrameParser, negotiated_deflate
+from sio_sniffer.transport.tap.connection import ConnectionTap
+from sio_sniffer.transport.tap.http import HttpTap
+from sio_sniffer.transport.tap.ws import Deflate, WsFrameParser, negotiated_deflate
 
 LIMIT = 1 << 20
 

@@ -16,11 +16,11 @@ from playwright.async_api import Page, expect
 from ui_peers import ROOT
 
 from sio_sniffer.analysis import AnalysisConfig
+from sio_sniffer.capture import CaptureWriter
 from sio_sniffer.diagnostics.clients import close_client, hook_body, new_nonce
 from sio_sniffer.diagnostics.server import INGEST_PATH, DiagnosticServer
 from sio_sniffer.model import Record
-from sio_sniffer.proxy import ProxyConfig, Sniffer
-from sio_sniffer.sinks.capture import CaptureWriter
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 
 DEADLINE = 0.1
 

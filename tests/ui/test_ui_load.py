@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 from ui_peers import ROOT, Stack, node_env
 
 from sio_sniffer.model import Record
-from sio_sniffer.ui import LiveUI
+from sio_sniffer.web.live import LiveUI
 
 StackFactory = Callable[..., Awaitable[Stack]]
 RECEIVED = "last => Number(document.getElementById('shown').dataset.last) >= last"

@@ -11,7 +11,9 @@ import pytest
 from playwright.async_api import Page, expect
 from ui_peers import Stack
 
-from sio_sniffer.ui import LiveUI, is_loopback, parse_ui_address
+from sio_sniffer.commands.options import parse_ui_address
+from sio_sniffer.model.addresses import is_loopback
+from sio_sniffer.web.live import LiveUI
 
 StackFactory = Callable[..., Awaitable[Stack]]
 
@@ -47,9 +49,10 @@ def test_address_parsing_and_the_loopback_rule() -> None:
     for bad in ("http", "1.2.3.4:port", "70000"):
         with pytest.raises(argparse.ArgumentTypeError, match=r"is not|out of range"):
             parse_ui_address(bad)
-    assert [is_loopback(h) for h in ("127.0.0.1", "::1", "[::1]", "localhost", "LOCALHOST")] \
-        == [True] * 5
-    assert not any(is_loopback(h) for h in ("0.0.0.0", "127.0.0.2", "::", "192.168.1.2", "x"))
+    loopback = ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST")
+    assert all(is_loopback(h) for h in loopback)
+    others = ("0.0.0.0", "::", "192.168.1.2", "x", "localhost.evil.example")
+    assert not any(is_loopback(h) for h in others)
     assert LiveUI("127.0.0.1", 0).token is None
     assert LiveUI("0.0.0.0", 0).token is not None
 

@@ -14,8 +14,8 @@ from sio_sniffer.analysis import AnalysisConfig, load_profile
 from sio_sniffer.diagnostics.clients import close_client
 from sio_sniffer.diagnostics.server import DiagnosticServer
 from sio_sniffer.model import Record
-from sio_sniffer.proxy import ProxyConfig, Sniffer
-from sio_sniffer.ui import LiveUI
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.web.live import LiveUI
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"

@@ -1,0 +1,70 @@
+"""`sio-sniffer report`: its arguments and its output.
+
+The work is done by :mod:`sio_sniffer.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from sio_sniffer.capture import (
+    CaptureError,
+)
+from sio_sniffer.commands import options
+from sio_sniffer.commands.options import parse_ui_address
+from sio_sniffer.report import (
+    build_report,
+    open_inputs,
+    render_html,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="capture files (sio-sniffer proxy --capture) or browser HAR files; "
+                        "several are merged by time")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--html", metavar="OUT", help="write a self-contained HTML timeline")
+    parser.add_argument("--path", default="/socket.io/", help="the Socket.IO path (default "
+                        "/socket.io/)")
+    parser.add_argument("--no-analysis", action="store_true",
+                        help="decode only: no flags, broadcasts or rooms")
+    options.add_analysis_arguments(parser)
+    parser.add_argument("--ui", type=parse_ui_address, metavar="[HOST:]PORT",
+                        help="show the files in the live page served here until Ctrl-C")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        inputs = open_inputs(args.files)
+        analysis = None if args.no_analysis else options.analysis_config(args)
+        ui = None
+        if args.ui is not None:
+            from sio_sniffer.web.live.offline import offline_ui
+
+            ui = offline_ui(args.ui, args.files)
+        report = build_report(inputs, path=args.path, analysis=analysis,
+                              sink=ui.sink if ui is not None else None)
+    except (CaptureError, OSError, ValueError) as exc:
+        # ValueError covers the analysis ConfigError (FILE:LINE: reason) of a bad rules file.
+        print(f"sio-sniffer report: {exc}", file=sys.stderr)
+        return 2
+    for problem in report.problems:
+        print(f"sio-sniffer report: {problem}", file=sys.stderr)
+    if ui is not None:
+        from sio_sniffer.web.live.offline import serve
+
+        return serve(ui, 1 if report.problems else 0)
+    if args.html:
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        print(f"sio-sniffer report: wrote {args.html}", file=sys.stderr)
+    if args.json:
+        print(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2, default=repr).decode())
+    elif not args.html:
+        print(report.text())
+    return 1 if report.problems else 0
+

@@ -1,0 +1,115 @@
+"""The observing side of `sio-sniffer proxy`: JSON log, capture, live page, Admin UI, and the
+Observer feeding them. The same in the observer process and with ``--single-process``."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from typing import IO, Any
+
+from sio_sniffer import model
+from sio_sniffer.capture import CaptureWriter
+from sio_sniffer.model import Record
+from sio_sniffer.pipeline.observer import Observer
+from sio_sniffer.proxy.config import ObserverConfig
+from sio_sniffer.sinks.jsonlog import JsonLogSink
+from sio_sniffer.web import adminui
+
+
+class CommandError(Exception):
+    """Something the user asked for cannot be done; the message says what (exit code 2)."""
+
+
+def say(message: str) -> None:
+    print(f"sio-sniffer: {message}", file=sys.stderr, flush=True)
+
+
+def _open_log(path: str | None) -> IO[bytes]:
+    if path is None:
+        return sys.stdout.buffer
+    return open(path, "ab")
+
+
+class ObserverSide:
+    """What the command observes with (see the module's doc)."""
+
+    def __init__(self, config: ObserverConfig) -> None:
+        self.config = config
+        try:
+            self.stream = _open_log(config.log)
+        except OSError as exc:
+            raise CommandError(f"cannot open the log file {config.log}: "
+                               f"{exc.strerror or exc}") from exc
+        self.log = JsonLogSink(self.stream, pretty=config.pretty,
+                               max_payload=config.max_payload_log,
+                               log_filter=config.log_filter, on_problem=say)
+        sinks: list[Any] = [self.log]
+        tap_sinks: list[Any] = []
+        self.capture: CaptureWriter | None = None
+        if config.capture:
+            self.capture = CaptureWriter(config.capture, upstream=config.upstream,
+                                         show_secrets=config.show_secrets,
+                                         rotate_bytes=config.capture_rotate, on_problem=say)
+            sinks.append(self.capture)
+            tap_sinks.append(self.capture.tap)
+        self.ui: Any = None
+        if config.ui is not None:
+            from sio_sniffer.web.live import LiveUI
+
+            self.ui = LiveUI(*config.ui, title=f"sio-sniffer: {config.upstream}")
+            sinks.append(self.ui.sink)
+        try:
+            self.admin = None if config.admin_ui is None else \
+                adminui.AdminUIBridge.from_options(config.admin_ui, server_id=config.upstream)
+        except adminui.AdminUIError as exc:
+            raise CommandError(str(exc)) from exc
+        if self.admin is not None:
+            sinks.append(self.admin.record)
+            tap_sinks.append(self.admin.tap)
+        self.observer = Observer(path=config.path, verbose=config.verbose,
+                                 analysis=config.analysis, sinks=sinks, tap_sinks=tap_sinks,
+                                 tick_interval=config.tick_interval)
+
+    async def start(self) -> list[str]:
+        """Start the observer and the pages; the lines that say where the pages are."""
+        from sio_sniffer.web.live import UIError
+
+        self.observer.start()
+        try:
+            if self.admin is not None:
+                self.admin.watch_rooms(self.observer.rooms)
+                await self.admin.start()
+            if self.ui is not None:
+                self.ui.use_analysis(self.observer.analyzer)
+                await self.ui.start()
+        except (adminui.AdminUIError, UIError) as exc:
+            await self.close()
+            raise CommandError(str(exc)) from exc
+        notices = []
+        if self.ui is not None:
+            notices.append(f"live page at {self.ui.url}")
+        if self.admin is not None:
+            page = f"{self.admin.url}/" if self.admin.static_dir else "https://admin.socket.io"
+            notices.append(f"Admin UI server {self.admin.url} (open {page})")
+        return notices
+
+    def print_rooms(self) -> None:
+        self.log(Record(model.ROOMS, time.time(), extra={"rooms": self.observer.rooms()}))
+
+    async def close(self) -> None:
+        """Work off what is queued; the analysis' rooms and summary records end log and capture."""
+        await self.observer.finish()
+        if self.admin is not None:
+            await self.admin.stop()
+        if self.ui is not None:
+            await self.ui.stop()
+        self.log.close(time.time())
+        if self.capture is not None:
+            self.capture.close()
+        if self.config.log is not None:
+            # a full disk keeps the unwritten tail in the file buffer; that was reported already
+            with contextlib.suppress(OSError):
+                self.stream.close()
+
+
