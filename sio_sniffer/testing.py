@@ -1,19 +1,99 @@
-"""A synthetic mix of pipeline records for load and memory checks of the analysis.
+"""Public helpers for tests of sio-sniffer and of apps behind it, as ``structlog.testing`` is.
 
-Clients come and go under fresh sids, hook POSTs are relayed to three clients (one in fifty is
-never relayed, so lost flags flow), client requests are acknowledged, heartbeats tick. The test
-suite and ``examples/analysis_memory.py`` use it to show that the analyzer's memory stays flat.
+- :func:`free_port`: a free loopback TCP port.
+- :class:`Recorder`: a record sink a test awaits (``await recorder.wait(model.FLAG, flag=...)``).
+- :func:`records`: a synthetic mix of pipeline records for load and memory checks of the
+  analysis. Clients come and go under fresh sids, hook POSTs are relayed to three clients (one
+  in fifty is never relayed, so lost flags flow), client requests are acknowledged, heartbeats
+  tick. The test suite and ``examples/analysis_memory.py`` use it to show that the analyzer's
+  memory stays flat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sio_sniffer import model
 from sio_sniffer.model import Record
 
 T0 = 1_700_000_000.0
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS may hand it out again later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Recorder:
+    """A record sink a test can await: ``await recorder.wait(kind, **fields)``; ``records`` holds
+    every record heard, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self._waiters: list[tuple[Callable[[Record], bool], asyncio.Future[Record]]] = []
+
+    def __call__(self, record: Record) -> None:
+        self.records.append(record)
+        for check, fut in list(self._waiters):
+            if not fut.done() and check(record):
+                fut.set_result(record)
+                self._waiters.remove((check, fut))
+
+    def of(self, kind: str, **fields: Any) -> list[Record]:
+        return [r for r in self.records if r.event == kind and _matches(r, fields)]
+
+    def flags(self, flag: str) -> list[Record]:
+        return [r for r in self.records if r.event == "flag" and r.get("flag") == flag]
+
+    async def wait(self, kind: str, timeout: float = 10, **fields: Any) -> Record:
+        """The first record of ``kind`` whose fields (or extra keys) equal ``fields``."""
+
+        def check(r: Record) -> bool:
+            return r.event == kind and _matches(r, fields)
+
+        for record in self.records:
+            if check(record):
+                return record
+        fut: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
+        self._waiters.append((check, fut))
+        return await asyncio.wait_for(fut, timeout)
+
+    async def wait_flag(self, flag: str, timeout: float = 10) -> Record:
+        """The first flag of kind ``flag``; on timeout the failure lists the flags raised."""
+        try:
+            return await self.wait("flag", timeout, flag=flag)
+        except asyncio.TimeoutError:
+            seen = [(r.get("flag"), r.get("code"), r.get("cause")) for r in self.of("flag")]
+            raise AssertionError(f"no {flag} flag within {timeout} s; flags: {seen}") from None
+
+    async def wait_count(self, kind: str, n: int, timeout: float = 10) -> list[Record]:
+        """Wait until ``n`` records of ``kind`` have arrived."""
+        seen = len(self.of(kind))
+
+        def check(r: Record) -> bool:
+            nonlocal seen
+            seen += r.event == kind
+            return seen >= n
+
+        if seen < n:
+            fut: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
+            self._waiters.append((check, fut))
+            await asyncio.wait_for(fut, timeout)
+        return self.of(kind)
+
+
+def _matches(record: Record, fields: dict[str, Any]) -> bool:
+    for key, want in fields.items():
+        have = getattr(record, key) if key in Record.__dataclass_fields__ else record.get(key)
+        if have != want:
+            return False
+    return True
 
 
 def records(count: int, clients: int = 20, step: float = 0.0005) -> Iterator[Record]:

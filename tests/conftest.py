@@ -10,7 +10,7 @@ import socketio
 from aiohttp import web
 
 # One free-port helper for the package's bench and every test ("from tests.conftest import ...").
-from sio_sniffer.bench import free_port
+from sio_sniffer.testing import free_port
 
 __all__ = ["PyServer", "free_port", "py_server_factory"]
 
@@ -33,7 +33,7 @@ class PyServer:
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self.runner.addresses[0][1])
 
     async def stop(self) -> None:
         if self.runner is not None:

@@ -26,7 +26,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from sio_sniffer.testing import free_port
 
 WORKLOADS = ("burst-ws", "burst-polling", "paced", "fanout", "soak")
 DEFAULT_WORKLOADS = ("burst-ws", "burst-polling", "paced", "fanout", "soak")
@@ -304,13 +305,6 @@ async def wait_idle(pid: int, limit: float = 300.0) -> float:
             break
         last = now
     return max(0.0, time.monotonic() - start - step)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def start_server(peers: Peers) -> tuple[Child, str]:

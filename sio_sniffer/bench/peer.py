@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sio_sniffer.support.stats import percentile
+
 
 def _emit_line(value: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(value) + "\n")
@@ -161,14 +163,12 @@ async def _py_clients(opts: dict[str, Any]) -> None:
         await producer
     latencies.sort()
 
-    def pct(p: float) -> float | None:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else None
-
     _emit_line({"event": "result", "complete": finished.result(), "sent": sent,
                 "expected": expected, "deliveries": state["deliveries"],
                 "out_of_order": state["out_of_order"], "disconnects": state["disconnects"],
                 "elapsed_ms": elapsed * 1000, "per_s": state["deliveries"] / elapsed,
-                "latency_ms": {"p50": pct(0.5), "p99": pct(0.99),
+                "latency_ms": {"p50": percentile(latencies, 50, ordered=True),
+                               "p99": percentile(latencies, 99, ordered=True),
                                "max": latencies[-1] if latencies else None}
                 if keep_latency else None})
     await asyncio.gather(*(c.disconnect() for c in [hook, *dashboards]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import secrets
 import time
@@ -13,6 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import socketio
+
+from sio_sniffer.support import stats
 
 HOOK_DEBUG_ENV = "CLAUDE_MPM_HOOK_DEBUG"
 
@@ -122,12 +123,9 @@ async def drop_transport(client: socketio.AsyncClient) -> None:
 
 
 def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (``values`` need not be sorted); 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
+    """The project's percentile (:func:`sio_sniffer.support.stats.percentile`), 0.0 for no
+    values: the reports print a number either way."""
+    return stats.percentile(values, pct) or 0.0
 
 
 def hook_body(seq: int, nonce: str, subtype: str = "pre_tool",

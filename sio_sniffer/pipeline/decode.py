@@ -105,6 +105,14 @@ def _inflate(body: bytes, headers: Headers) -> tuple[bytes, str | None]:
 class Pipeline:
     """Feed tap events in order; Records come out through ``on_record``."""
 
+    def tracked(self) -> dict[str, int]:
+        """How many connections and sessions are held (both tables are bounded)."""
+        return {"connections": len(self._conns), "sessions": len(self._sessions)}
+
+    def tracks(self, key: str) -> bool:
+        """Whether state is still held for a connection id or an Engine.IO sid."""
+        return key in self._conns or key in self._sessions
+
     def __init__(self, config: PipelineConfig, on_record: OnRecord) -> None:
         self._config = config
         self._emit = on_record

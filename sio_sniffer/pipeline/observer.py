@@ -7,7 +7,8 @@ relay feeds it directly; in the `proxy` command it runs in a second process
 Tap events are queued and worked off in slices of a few milliseconds in a callback scheduled
 after the current loop iteration: under a burst whatever shares the loop (the relay, in-process)
 gets turns between slices, and the records follow a little later with the tap's timestamps,
-unchanged. A sink or consumer that raises is reported once and cut off.
+unchanged. Records go on through the :class:`~sio_sniffer.pipeline.chain.Chain` that ``report``
+and ``replay`` use too; a sink or consumer that raises is reported once and cut off.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sio_sniffer.model import Record
 from sio_sniffer.model.tap import TapEvent
+from sio_sniffer.pipeline.chain import Chain, Guarded, Sink, sink_name, stderr_report
 from sio_sniffer.pipeline.decode import Pipeline, PipelineConfig
 
 if TYPE_CHECKING:
     from sio_sniffer.analysis import AnalysisConfig
 
-Sink = Callable[[Record], None]
+__all__ = ["Observer", "Sink", "TapSink", "stderr_report"]
+
 TapSink = Callable[[TapEvent], None]
 
 # How long one slice of decoding may hold the event loop before others get a turn, and how many
@@ -36,33 +36,6 @@ TapSink = Callable[[TapEvent], None]
 # decoder (memory stays bounded and nothing is dropped).
 DRAIN_SLICE = 0.005
 MAX_BACKLOG = 100_000
-
-
-class _Guarded:
-    """Calls a consumer; the first exception is reported and the consumer is switched off."""
-
-    __slots__ = ("_fn", "_name", "_report", "alive")
-
-    def __init__(self, fn: Callable[[Any], None], name: str,
-                 report: Callable[[str], None]) -> None:
-        self._fn = fn
-        self._name = name
-        self._report = report
-        self.alive = True
-
-    def __call__(self, item: Any) -> None:
-        if not self.alive:
-            return
-        try:
-            self._fn(item)
-        except Exception:
-            self.alive = False
-            self._report(f"sio-sniffer: {self._name} failed and was switched off; traffic is "
-                         f"unaffected:\n{traceback.format_exc()}")
-
-
-def stderr_report(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class Observer:
@@ -74,23 +47,12 @@ class Observer:
                  report: Callable[[str], None] = stderr_report) -> None:
         self._report = report
         self._tick_interval = tick_interval
-        self._sinks = [_Guarded(s, f"record sink {getattr(s, '__name__', type(s).__name__)}",
-                                report) for s in sinks]
-        self._tap_sinks = [_Guarded(s, f"tap sink {type(s).__name__}", report)
-                           for s in tap_sinks]
-        self._pipeline = Pipeline(PipelineConfig(path=path, verbose_http=verbose), self._record)
-        self._feed = _Guarded(self._pipeline.feed, "decoder pipeline", report)
-        self.analyzer: Any = None
-        self._analyze: _Guarded | None = None
-        self._analysis_tick: _Guarded | None = None
-        self._analysis_finish: _Guarded | None = None
-        if analysis is not None:
-            from sio_sniffer.analysis import Analyzer
-
-            self.analyzer = Analyzer(analysis, self._analysis_record)
-            self._analyze = _Guarded(self.analyzer.feed, "analysis", report)
-            self._analysis_tick = _Guarded(self.analyzer.tick, "analysis tick", report)
-            self._analysis_finish = _Guarded(self.analyzer.finish, "analysis finish", report)
+        self._tap_sinks = [Guarded(s, f"tap sink {sink_name(s)}", report) for s in tap_sinks]
+        self.chain = Chain(analysis, sinks, report)
+        self.analyzer: Any = self.chain.analyzer
+        self._pipeline = Pipeline(PipelineConfig(path=path, verbose_http=verbose),
+                                  self.chain.record)
+        self._feed = Guarded(self._pipeline.feed, "decoder pipeline", report)
         self._pending: collections.deque[TapEvent] = collections.deque()
         self._scheduled = False
         self._finished = False
@@ -102,7 +64,7 @@ class Observer:
         # The traffic time of the newest event worked off, and when (wall clock) that was.
         self._last_ts = 0.0
         self._last_wall = 0.0
-        self.stats = {"tap_events": 0, "records": 0}
+        self._tap_events = 0
 
     def start(self) -> None:
         """Begin the periodic tick (analysis deadlines, sink flushes). Needs a running loop."""
@@ -119,12 +81,24 @@ class Observer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         self._drain(everything=True)
-        if self._analysis_finish is not None:
-            self._analysis_finish(time.time())
+        self.chain.finish(time.time())
         self._flush()
 
     def rooms(self) -> list[dict[str, Any]]:
-        return list(self.analyzer.rooms()) if self.analyzer is not None else []
+        return self.chain.rooms()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Tap events worked off, and records handed to the sinks."""
+        return {"tap_events": self._tap_events, "records": self.chain.records}
+
+    def tracked(self) -> dict[str, int]:
+        """Connections and Engine.IO sessions the decoder holds state for (bounded)."""
+        return self._pipeline.tracked()
+
+    def tracks(self, key: str) -> bool:
+        """Whether the decoder still holds state for a connection id or Engine.IO sid."""
+        return self._pipeline.tracks(key)
 
     @property
     def backlog(self) -> int:
@@ -155,22 +129,10 @@ class Observer:
                 break
         if done:
             self._last_wall = time.time()
-        self.stats["tap_events"] += done
+        self._tap_events += done
         if pending and self._loop is not None:
             self._scheduled = True
             self._loop.call_soon(self._drain)
-
-    def _record(self, record: Record) -> None:
-        self.stats["records"] += 1
-        if self._analyze is not None:
-            self._analyze(record)
-        for sink in self._sinks:
-            sink(record)
-
-    def _analysis_record(self, record: Record) -> None:
-        self.stats["records"] += 1
-        for sink in self._sinks:
-            sink(record)
 
     def _flush(self) -> None:
         for flush in self._flushers:
@@ -193,6 +155,5 @@ class Observer:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self._tick_interval)
-            if self._analysis_tick is not None:
-                self._analysis_tick(self.analysis_now())
+            self.chain.tick(self.analysis_now())
             self._flush()

@@ -67,6 +67,11 @@ class Sniffer:
         return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     @property
+    def open_connections(self) -> int:
+        """Client connections being relayed right now."""
+        return len(self._relay.links)
+
+    @property
     def analyzer(self) -> Any:
         return self.observer.analyzer
 

@@ -6,13 +6,11 @@ import asyncio
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import socketio
-
-from sio_sniffer.model import Record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,33 +56,6 @@ async def run_subcommand(module: str, *argv: str, timeout: float = 60.0,
         raise
     assert proc.returncode is not None
     return Finished(proc.returncode, out.decode(), err.decode())
-
-
-@dataclass
-class Recorder:
-    """A sink keeping the server's records, with a way to await one."""
-
-    records: list[Record] = field(default_factory=list)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __call__(self, record: Record) -> None:
-        self.records.append(record)
-        self._changed.set()
-
-    def of(self, kind: str, **match: Any) -> list[Record]:
-        return [r for r in self.records if r.event == kind and all(
-            getattr(r, k, None) == v if k in Record.__slots__ else r.get(k) == v
-            for k, v in match.items())]
-
-    async def wait_for(self, kind: str, timeout: float = 5.0, **match: Any) -> Record:
-        async def wait() -> Record:
-            while True:
-                found = self.of(kind, **match)
-                if found:
-                    return found[0]
-                self._changed.clear()
-                await self._changed.wait()
-        return await asyncio.wait_for(wait(), timeout)
 
 
 class Dashboard:

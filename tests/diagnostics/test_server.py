@@ -44,10 +44,10 @@ async def test_hook_post_reaches_every_dashboard_unwrapped(diag_server: Any, das
     for dash in (polling, ws):
         _, args = await dash.next_named("tool_event")
         assert args == [expected]
-    broadcast = await rec.wait_for(model.BROADCAST, name="tool_event")
+    broadcast = await rec.wait(model.BROADCAST, name="tool_event")
     assert sorted(broadcast.get("recipients")) == sorted(server.clients("/"))
     assert broadcast.get("ok") is True
-    http = await rec.wait_for(model.HTTP, path="/api/events")
+    http = await rec.wait(model.HTTP, path="/api/events")
     assert http.get("status") == 204
 
 
@@ -110,7 +110,7 @@ async def test_bad_hook_json_is_a_500_like_the_monitor(diag_server: Any) -> None
             http.post(server.url + "/api/events", data=b"{not json") as r:
         assert r.status == 500
         assert (await r.text()).startswith("Error: ")
-    assert (await rec.wait_for(model.HTTP)).get("status") == 500
+    assert (await rec.wait(model.HTTP)).get("status") == 500
 
 
 async def test_namespaces_layout_auth_and_rooms(diag_server: Any, dashboards: Any) -> None:
@@ -168,7 +168,7 @@ async def test_fault_ignore_auth_connect(diag_server: Any, dashboards: Any) -> N
     await dashboards().connect(server.url)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await dashboards().connect(server.url, auth={"token": "dev-token"}, wait_timeout=1)
-    unanswered = await rec.wait_for(model.SIO_CONNECT_ERROR, answered=False)
+    unanswered = await rec.wait(model.SIO_CONNECT_ERROR, answered=False)
     assert unanswered.nsp == "/"
 
 
@@ -179,7 +179,7 @@ async def test_fault_drop_hook_events(diag_server: Any, dashboards: Any) -> None
     await dash.connect(server.url)
     await dash.next_named("dashboard:client:count")
     assert (await post(server.url, hook_body()))[0] == 204
-    await rec.wait_for(model.HTTP, status=204)
+    await rec.wait(model.HTTP, status=204)
     assert not rec.of(model.BROADCAST, name="tool_event")
     assert dash.events.empty()
 
@@ -214,7 +214,7 @@ async def test_fault_slow_ingest(diag_server: Any) -> None:
     """Fault slow_ingest_ms: the POST is answered no sooner than the configured delay."""
     server, rec = await diag_server("claude-mpm", faults=Faults(slow_ingest_ms=150))
     assert (await post(server.url, hook_body()))[0] == 204
-    assert (await rec.wait_for(model.HTTP)).get("duration_ms") >= 150
+    assert (await rec.wait(model.HTTP)).get("duration_ms") >= 150
 
 
 async def test_fault_wrong_name_no_correlation_twice(diag_server: Any, dashboards: Any) -> None:
@@ -236,7 +236,7 @@ async def test_fault_relay_room(diag_server: Any, dashboards: Any) -> None:
     dash = dashboards()
     await dash.connect(server.url)
     assert (await post(server.url, hook_body()))[0] == 204
-    relay = await rec.wait_for(model.BROADCAST, name="tool_event")
+    relay = await rec.wait(model.BROADCAST, name="tool_event")
     assert relay.get("ok") is False and relay.get("room") == "nobody_room"
     assert "no client" in relay.get("error")
 

@@ -10,90 +10,25 @@ import contextlib
 import hashlib
 import os
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sio_sniffer.analysis import AnalysisConfig
-from sio_sniffer.model import Record
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.testing import Recorder
 from tests.transport.relay_peers import NodeProcess
 
 HERE = Path(__file__).resolve().parent
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-class Records:
-    """A record sink a test can await: ``await records.wait(kind, **fields)``."""
-
-    def __init__(self) -> None:
-        self.items: list[Record] = []
-        self._waiters: list[tuple[Callable[[Record], bool], asyncio.Future[Record]]] = []
-
-    def __call__(self, record: Record) -> None:
-        self.items.append(record)
-        for check, fut in list(self._waiters):
-            if not fut.done() and check(record):
-                fut.set_result(record)
-                self._waiters.remove((check, fut))
-
-    def of(self, kind: str, **fields: Any) -> list[Record]:
-        return [r for r in self.items if r.event == kind and _matches(r, fields)]
-
-    def flags(self, flag: str) -> list[Record]:
-        return [r for r in self.items if r.event == "flag" and r.get("flag") == flag]
-
-    async def wait(self, kind: str, timeout: float = 10, **fields: Any) -> Record:
-        """The first record of ``kind`` whose fields (or extra keys) equal ``fields``."""
-
-        def check(r: Record) -> bool:
-            return r.event == kind and _matches(r, fields)
-
-        for record in self.items:
-            if check(record):
-                return record
-        fut: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
-        self._waiters.append((check, fut))
-        return await asyncio.wait_for(fut, timeout)
-
-    async def wait_flag(self, flag: str, timeout: float = 10) -> Record:
-        """The first flag of kind ``flag``; on timeout the failure lists the flags raised."""
-        try:
-            return await self.wait("flag", timeout, flag=flag)
-        except asyncio.TimeoutError:
-            seen = [(r.get("flag"), r.get("code"), r.get("cause")) for r in self.of("flag")]
-            raise AssertionError(f"no {flag} flag within {timeout} s; flags: {seen}") from None
-
-    async def wait_count(self, kind: str, n: int, timeout: float = 10) -> list[Record]:
-        """Wait until ``n`` records of ``kind`` have arrived."""
-        seen = len(self.of(kind))
-
-        def check(r: Record) -> bool:
-            nonlocal seen
-            seen += r.event == kind
-            return seen >= n
-
-        if seen < n:
-            fut: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
-            self._waiters.append((check, fut))
-            await asyncio.wait_for(fut, timeout)
-        return self.of(kind)
-
-
-def _matches(record: Record, fields: dict[str, Any]) -> bool:
-    for key, want in fields.items():
-        have = getattr(record, key) if key in Record.__dataclass_fields__ else record.get(key)
-        if have != want:
-            return False
-    return True
-
-
 @asynccontextmanager
 async def sniffing(upstream: str, analysis: AnalysisConfig | None = None,
-                   **sinks: Any) -> AsyncIterator[tuple[Sniffer, Records]]:
+                   **sinks: Any) -> AsyncIterator[tuple[Sniffer, Recorder]]:
     """A Sniffer on a free loopback port in front of ``upstream``, its records collected."""
-    records = Records()
+    records = Recorder()
     config = ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream,
                          analysis=analysis if analysis is not None else AnalysisConfig())
     sniffer = Sniffer(config, sinks=[records, *sinks.get("extra", ())],

@@ -115,7 +115,7 @@ async def test_upstream_accepts_and_never_answers() -> None:
                 with pytest.raises(asyncio.TimeoutError):
                     await asyncio.wait_for(reader.read(1), 1.5)
                 assert not records.of("conn.close", conn=hung.conn)
-                assert len(sniffer._relay.links) == 1
+                assert sniffer.open_connections == 1
                 # a FIN alone would be passed on as a half-close (the silent server still owes
                 # its answer); a client that drops the connection ends it on both legs
                 sock = writer.get_extra_info("socket")
@@ -184,9 +184,9 @@ async def test_client_vanishes_without_close() -> None:
         closed = await records.wait("conn.close", eio_sid=sid)
         assert closed.get("by") == "server"
         await records.wait("eio.close", eio_sid=sid)
-        assert not sniffer._relay.links
-        assert closed.conn not in sniffer.observer._pipeline._conns
-        assert sid not in sniffer.observer._pipeline._sessions
+        assert sniffer.open_connections == 0
+        assert not sniffer.observer.tracks(closed.conn)
+        assert not sniffer.observer.tracks(sid)
 
 
 async def test_thousand_clients_at_once() -> None:
@@ -211,7 +211,8 @@ async def test_thousand_clients_at_once() -> None:
         assert len(await records.wait_count("conn.close", n, timeout=30)) == n
         assert len(records.of("sio.connect_ok")) == n
         assert len({r.eio_sid for r in records.of("eio.open")}) == n
-        assert not sniffer._relay.links and not sniffer.observer._pipeline._conns
+        assert sniffer.open_connections == 0
+        assert sniffer.observer.tracked()["connections"] == 0
 
 
 async def test_ten_megabyte_binary_attachment() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.test_security import _capture_with_secrets, _secret_server
+from tests.reliability.test_security import capture_with_secrets, secret_server
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,7 +27,7 @@ _RECORDED: list[bytes] = []  # one real capture, recorded once for the module
 async def capture(tmp_path: Path, py_server_factory: Any) -> Path:
     path = tmp_path / "cap.jsonl"
     if not _RECORDED:
-        await _capture_with_secrets(path, (await py_server_factory(_secret_server)).url)
+        await capture_with_secrets(path, (await py_server_factory(secret_server)).url)
         _RECORDED.append(path.read_bytes())
     path.write_bytes(_RECORDED[0])
     return path

@@ -68,7 +68,7 @@ async def test_every_server_binds_loopback_by_default() -> None:
     assert LiveUI("0.0.0.0").token
 
 
-def _secret_server(sio: socketio.AsyncServer, app: web.Application) -> None:
+def secret_server(sio: socketio.AsyncServer, app: web.Application) -> None:
     async def set_cookie(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.add("Set-Cookie", SET_COOKIE)
 
@@ -91,7 +91,7 @@ async def test_secrets_only_as_fingerprints_in_log_and_capture(
         tmp_path: Path, py_server_factory: Any) -> None:
     """Auth, Authorization, Cookie and Set-Cookie values never reach the log or the capture
     (polling and WebSocket); with --show-secrets the capture keeps them and the log still not."""
-    server = await py_server_factory(_secret_server)
+    server = await py_server_factory(secret_server)
     for show in (False, True):
         log, capture = tmp_path / f"log{show}.jsonl", tmp_path / f"cap{show}.jsonl"
         extra = ["--show-secrets"] if show else []
@@ -114,7 +114,7 @@ async def test_secrets_only_as_fingerprints_in_log_and_capture(
 async def test_query_tokens_are_fingerprinted(tmp_path: Path, py_server_factory: Any) -> None:
     """A token passed in the connection URL's query (Socket.IO v2 style) is a secret too: it
     appears in neither the log nor the capture."""
-    server = await py_server_factory(_secret_server)
+    server = await py_server_factory(secret_server)
     log, capture = tmp_path / "log.jsonl", tmp_path / "cap.jsonl"
     async with proxy(server.url, "--log", str(log), "--capture", str(capture),
                      "--verbose") as sniffer:
@@ -145,7 +145,7 @@ async def test_fingerprints_tell_tokens_apart(py_server_factory: Any) -> None:
     assert all(p.startswith("sha256:") and len(p) == 15 for p in prints)
 
 
-async def _capture_with_secrets(path: Path, url: str) -> None:
+async def capture_with_secrets(path: Path, url: str) -> None:
     """A capture of two real sessions, written with show_secrets (what redact must clean)."""
     writer = CaptureWriter(path, upstream=url, show_secrets=True)
     async with sniffing(url, extra=[writer], tap=[writer.tap]) as (sniffer, _records):
@@ -163,9 +163,9 @@ async def test_redact_removes_secrets_and_keeps_the_session(
         tmp_path: Path, py_server_factory: Any) -> None:
     """`redact` turns every secret of a --show-secrets capture into the same fingerprint the
     live capture would have stored, keeps everything else readable, and is idempotent."""
-    server = await py_server_factory(_secret_server)
+    server = await py_server_factory(secret_server)
     source, out = tmp_path / "cap.jsonl", tmp_path / "shared.jsonl"
-    await _capture_with_secrets(source, server.url)
+    await capture_with_secrets(source, server.url)
     assert AUTH_TOKEN in source.read_text()
     done = await asyncio.to_thread(_redact, str(source), "-o", str(out))
     assert done.returncode == 0, done.stderr
@@ -194,9 +194,9 @@ def _plain(item: Any) -> Any:
 async def test_redact_payloads(tmp_path: Path, py_server_factory: Any) -> None:
     """`redact --payloads` also replaces event arguments on the wire and in records, keeping
     event names, so the report of the copy shows the same events."""
-    server = await py_server_factory(_secret_server)
+    server = await py_server_factory(secret_server)
     source, out = tmp_path / "cap.jsonl", tmp_path / "shared.jsonl"
-    await _capture_with_secrets(source, server.url)
+    await capture_with_secrets(source, server.url)
     done = await asyncio.to_thread(_redact, str(source), "-o", str(out), "--payloads")
     assert done.returncode == 0, done.stderr
     text = out.read_text()

@@ -16,6 +16,7 @@ from typing import Any
 
 from sio_sniffer import model
 from sio_sniffer.model import Record
+from sio_sniffer.support.stats import percentile
 
 # Records the stream does not list one by one: heartbeats would drown the events, and rooms and
 # summaries are whole-session tables that reach the page through the snapshot.
@@ -53,9 +54,9 @@ def percentiles(samples: deque[float]) -> dict[str, float | int]:
     ordered = sorted(samples)
 
     def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+        return round(percentile(ordered, p, ordered=True) or 0.0, 2)
 
-    return {"count": len(ordered), "p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99),
+    return {"count": len(ordered), "p50": pct(50), "p95": pct(95), "p99": pct(99),
             "max": round(ordered[-1], 2)}
 
 
