@@ -13,17 +13,18 @@ import os
 from sio_sniffer.diagnostics import verdict as v
 from sio_sniffer.diagnostics.auth import (
     DEFAULT_NAMESPACES,
-    DEFAULT_URL,
     auth_suite,
 )
 from sio_sniffer.diagnostics.clients import (
     split_namespaces,
 )
 from sio_sniffer.diagnostics.server import DEFAULT_TOKEN, TOKEN_ENV
+from sio_sniffer.model.addresses import DEFAULT_SERVER_URL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", nargs="?", default=DEFAULT_URL, help="the server (or sniffer)")
+    parser.add_argument("url", nargs="?", default=DEFAULT_SERVER_URL,
+                        help="the server (or sniffer)")
     parser.add_argument("--token", help=f"the valid token (default ${TOKEN_ENV} or "
                                         f"{DEFAULT_TOKEN!r})")
     parser.add_argument("--nsp", nargs="*", default=list(DEFAULT_NAMESPACES),

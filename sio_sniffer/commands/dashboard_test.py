@@ -1,6 +1,7 @@
 """`sio-sniffer dashboard-test`: its arguments and its output.
 
-The work is done by :mod:`sio_sniffer.diagnostics.browser`.
+The page is :mod:`sio_sniffer.web.dashboard_page`; ``--headless`` runs
+:mod:`sio_sniffer.diagnostics.browser`'s check.
 """
 
 from __future__ import annotations
@@ -14,26 +15,25 @@ from datetime import datetime
 
 import orjson
 
-from sio_sniffer.diagnostics.browser import (
-    CHROMIUM,
+from sio_sniffer.diagnostics.browser import CHROMIUM, run_browser_check
+from sio_sniffer.model.addresses import DEFAULT_SERVER_URL
+from sio_sniffer.support.shutdown import stop_event
+from sio_sniffer.web.dashboard_page import (
     CLIENTS,
     DEFAULT_NAMESPACES,
-    DEFAULT_URL,
     DashboardPage,
     PageEvent,
     PageReport,
     check_url,
     parse_namespaces,
     parse_transports,
-    run_browser_check,
 )
-from sio_sniffer.support.shutdown import stop_event
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", nargs="?", default=DEFAULT_URL,
+    parser.add_argument("url", nargs="?", default=DEFAULT_SERVER_URL,
                         help=f"the Socket.IO server (or a sniffer in front of it; default "
-                             f"{DEFAULT_URL})")
+                             f"{DEFAULT_SERVER_URL})")
     parser.add_argument("--nsp", nargs="+", default=[",".join(DEFAULT_NAMESPACES)],
                         help="namespaces, comma- or space-separated (default /,/hook,/system)")
     parser.add_argument("--token", help="send auth {\"token\": T} with every CONNECT "

@@ -17,7 +17,6 @@ from sio_sniffer.diagnostics.clients import (
     split_namespaces,
 )
 from sio_sniffer.diagnostics.diagnose import (
-    DEFAULT_URL,
     diagnose,
 )
 from sio_sniffer.diagnostics.server import (
@@ -25,11 +24,12 @@ from sio_sniffer.diagnostics.server import (
     TOKEN_ENV,
 )
 from sio_sniffer.diagnostics.verdict import Check
+from sio_sniffer.model.addresses import DEFAULT_SERVER_URL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", nargs="?", default=DEFAULT_URL,
-                        help=f"the server to check (default {DEFAULT_URL})")
+    parser.add_argument("url", nargs="?", default=DEFAULT_SERVER_URL,
+                        help=f"the server to check (default {DEFAULT_SERVER_URL})")
     parser.add_argument("--nsp", nargs="*", default=[],
                         help="namespaces to connect to besides / (e.g. /hook /system)")
     parser.add_argument("--token", help=f"the valid auth token (default ${TOKEN_ENV} or "

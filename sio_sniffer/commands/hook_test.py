@@ -15,16 +15,17 @@ from sio_sniffer.diagnostics.clients import (
     hook_debug,
 )
 from sio_sniffer.diagnostics.hook import (
-    DEFAULT_URL,
     Send,
     run_http,
     run_socketio,
 )
 from sio_sniffer.diagnostics.server import DEFAULT_TOKEN, TOKEN_ENV
+from sio_sniffer.model.addresses import DEFAULT_SERVER_URL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", nargs="?", default=DEFAULT_URL, help="the server (or sniffer)")
+    parser.add_argument("url", nargs="?", default=DEFAULT_SERVER_URL,
+                        help="the server (or sniffer)")
     parser.add_argument("--mode", choices=("http", "socketio"), default="http",
                         help="http: POST /api/events (claude-mpm today); socketio: a client "
                              "on /hook and /system with auth (older versions)")

@@ -22,7 +22,6 @@ from sio_sniffer.diagnostics.clients import (
 )
 from sio_sniffer.diagnostics.verdict import Check
 
-DEFAULT_URL = "http://localhost:8765"
 DEFAULT_NAMESPACES = ("/hook", "/system")
 INVALID_TOKEN = "sio-sniffer-invalid-token"
 

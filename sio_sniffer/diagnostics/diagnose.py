@@ -52,7 +52,6 @@ from sio_sniffer.diagnostics.server import (
 )
 from sio_sniffer.diagnostics.verdict import Check
 
-DEFAULT_URL = "http://localhost:8765"
 ENGINEIO_PATH = "/socket.io/"
 HOOK_WAIT = 3.0  # how long a hook event may take to reach the dashboard
 SLOW_INGEST_MS = 300.0  # claude-mpm's bash fast-hook: curl --max-time 0.3

@@ -29,7 +29,6 @@ from sio_sniffer.diagnostics.clients import (
 )
 from sio_sniffer.diagnostics.server import INGEST_PATH
 
-DEFAULT_URL = "http://localhost:8765"
 HOOK_TIMEOUT = 2.0  # claude-mpm's Python hook: requests.post(..., timeout=2), no retry
 SUBTYPES = ("pre_tool", "post_tool", "user_prompt", "subagent_start", "subagent_stop", "stop")
 

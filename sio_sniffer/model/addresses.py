@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 
 DEFAULT_HOST = "127.0.0.1"
+# Where the diagnostic commands look when given no URL: claude-mpm's monitor.
+DEFAULT_SERVER_URL = "http://localhost:8765"
 
 
 def is_loopback(host: str) -> bool:

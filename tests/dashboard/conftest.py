@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from sio_sniffer.diagnostics.browser import CHROMIUM, CHROMIUM_ARGS, DashboardPage
+from sio_sniffer.diagnostics.browser import CHROMIUM, CHROMIUM_ARGS
 from sio_sniffer.diagnostics.server import DiagnosticServer
+from sio_sniffer.web.dashboard_page import DashboardPage
 
 HERE = Path(__file__).resolve().parent
 NODE_MODULES = HERE.parent / "node" / "node_modules"

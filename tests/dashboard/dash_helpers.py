@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from sio_sniffer.diagnostics.browser import PageEvent, PageReport
 from sio_sniffer.diagnostics.clients import find_probe, hook_body
 from sio_sniffer.diagnostics.server import INGEST_PATH
+from sio_sniffer.web.dashboard_page import PageEvent, PageReport
 
 TIME_CELL = r"\d\d:\d\d:\d\d\.\d{3}"
 

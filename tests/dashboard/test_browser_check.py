@@ -14,9 +14,10 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from sio_sniffer.diagnostics import verdict as v
-from sio_sniffer.diagnostics.browser import DashboardPage, browser_check, run_browser_check
+from sio_sniffer.diagnostics.browser import browser_check, run_browser_check
 from sio_sniffer.diagnostics.diagnose import diagnose
 from sio_sniffer.diagnostics.server import Faults
+from sio_sniffer.web.dashboard_page import DashboardPage
 
 Factory = Callable[..., Any]
 CLI = [sys.executable, "-m", "sio_sniffer", "dashboard-test"]
