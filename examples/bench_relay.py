@@ -1,7 +1,7 @@
 """Throughput of the bare relay (with its tap on) against a direct connection, in one run.
 
 A Node socket.io server relays every event of one hook client to 5 dashboard clients (the
-benchmark peers in sio_sniffer/bench_node/); the clients run once straight to the server and once
+benchmark peers in sio_sniffer/bench/node/); the clients run once straight to the server and once
 through a :class:`~sio_sniffer.transport.relay.Relay` in this process, whose tap parses every
 frame and hands the events to a counting consumer. Rounds alternate so a noisy machine hurts
 both sides alike; the figure is the median of the per-round ratios (deliveries/s via relay over
@@ -26,7 +26,7 @@ from sio_sniffer.model.tap import TapEvent
 from sio_sniffer.transport.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_NODE = ROOT / "sio_sniffer" / "bench_node"
+BENCH_NODE = ROOT / "sio_sniffer" / "bench" / "node"
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 
 

@@ -160,7 +160,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"sio-sniffer: bench: {exc}", file=sys.stderr)
         return 1
 
-
-# The python-socketio peers: the same roles and JSON lines as bench_node/server.js and
-# clients.js, for machines without Node.
-

@@ -12,6 +12,7 @@ from capture_peers import capture_lost_hook
 from playwright.async_api import async_playwright
 
 from sio_sniffer.analysis import AnalysisConfig
+from sio_sniffer.model import Record
 from sio_sniffer.report import build_report, open_inputs, render_html
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,3 +115,23 @@ async def test_lost_hook_event_is_flagged_and_marked_in_the_html(tmp_path: Path)
         assert await page.locator("#rows .row.lost").count() == 1
         assert "lost" in await page.inner_text("#flags")
         await browser.close()
+
+
+def test_a_raising_sink_is_switched_off_and_the_report_completes(
+        captured: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The report's records go through the one record chain: a sink that raises hears one
+    record, is reported once on stderr, and the report (analysis included) still completes."""
+    heard: list[Record] = []
+
+    def broken(rec: Record) -> None:
+        heard.append(rec)
+        raise RuntimeError("sink bug")
+
+    report = build_report(open_inputs([captured]), analysis=AnalysisConfig(), sink=broken)
+    assert len(heard) == 1
+    err = capsys.readouterr().err
+    assert err.count("record sink broken failed and was switched off") == 1
+    assert "RuntimeError: sink bug" in err
+    assert report.to_dict() == build_report(open_inputs([captured]),
+                                            analysis=AnalysisConfig()).to_dict()
+    assert len(report.clients) == 2 and report.summary

@@ -1,0 +1,72 @@
+"""The bench's scenarios: each workload's peers, load and A/B targets, and one run's result."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
+
+WORKLOADS = ("burst-ws", "burst-polling", "paced", "fanout", "soak")
+DEFAULT_WORKLOADS = ("burst-ws", "burst-polling", "paced", "fanout", "soak")
+# Sustained load for the soak: twice the relay's copies per event (in and out) at 10,000 events/s
+# is what the observer process works off on these 2-core machines while the peers and the relay
+# take their share; faster, the copies queue up in the relay and the soak measures that queue.
+DEFAULT_SOAK_RATE = 10_000.0
+
+
+@dataclass
+class Workload:
+    name: str
+    mode: str
+    transports: list[str]
+    dashboards: int
+    events: int
+    payload: int
+    rate: float = 0.0
+    interval: float = 1000.0
+    window: int = 0
+    reps: int = 1
+    targets: tuple[str, ...] = ("direct", "sniffer")
+
+    def client_opts(self, url: str, stall_s: float) -> dict[str, Any]:
+        return {"url": url, "mode": self.mode, "transports": self.transports,
+                "dashboards": self.dashboards, "events": self.events, "payload": self.payload,
+                "rate": self.rate, "interval": self.interval, "window": self.window,
+                "stallMs": int(stall_s * 1000)}
+
+
+def build_workloads(args: argparse.Namespace) -> list[Workload]:
+    extra = ("mitmproxy",) if args.against == "mitmproxy" else ()
+    ab = ("direct", "sniffer", *extra)
+    out = []
+    for name in args.workload:
+        if name == "burst-ws":
+            out.append(Workload(name, "burst", ["websocket"], args.dashboards, args.events,
+                                args.payload, reps=args.reps, targets=ab))
+        elif name == "burst-polling":
+            out.append(Workload(name, "burst", ["polling"], args.dashboards, args.events,
+                                args.payload, reps=args.reps, targets=ab))
+        elif name == "paced":
+            out.append(Workload(name, "paced", ["websocket"], args.dashboards,
+                                max(1, round(args.rate * args.duration)), args.payload,
+                                rate=args.rate, reps=args.paced_reps, targets=ab))
+        elif name == "fanout":
+            out.append(Workload(name, "fanout", args.fanout_transports, args.clients,
+                                args.broadcasts, args.payload, interval=args.interval * 1000,
+                                targets=("direct", "sniffer")))
+        elif name == "soak":
+            out.append(Workload(name, "soak", ["websocket"], args.soak_dashboards,
+                                args.soak_events, args.payload, rate=args.soak_rate,
+                                window=args.window, targets=("sniffer",)))
+    return out
+
+
+@dataclass
+class Run:
+    workload: str
+    target: str
+    rep: int
+    result: dict[str, Any]
+    connect_ms: float
+    rss: list[dict[str, Any]] = field(default_factory=list)
+    catch_up_s: float | None = None

@@ -1,0 +1,195 @@
+"""Running the replay: one python-socketio client per captured session, and the HTTP steps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiohttp
+import socketio
+
+from sio_sniffer.replay.diff import DEFAULT_IGNORE, ReplayResult, diff
+from sio_sniffer.replay.script import ClientScript, Observed, Script, Step
+from sio_sniffer.support.progress import ProgressBar
+
+HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding",
+                         "keep-alive", "upgrade", "te", "trailer", "proxy-connection"})
+
+
+class _LiveClient:
+    def __init__(self, script: ClientScript, auth: Any, on_receive: Callable[[], None]) -> None:
+        self.script = script
+        self.auth = auth
+        self.received: list[Observed] = []
+        self.client = socketio.AsyncClient(reconnection=False)
+        self._on_receive = on_receive
+        self._seen: Counter[tuple[str, str]] = Counter()
+        self.sids: dict[str, str] = {}
+        self.client.on("*", self._event, namespace="*")
+        self.client.on("connect_error", self._connect_error, namespace="*")
+
+    def _store(self, obs: Observed) -> None:
+        self.received.append(obs)
+        self._on_receive()
+
+    async def _event(self, event: str, namespace: str, *args: Any) -> Any:
+        self._store(Observed("event", namespace, event, list(args)))
+        nth = self._seen[(namespace, event)]
+        self._seen[(namespace, event)] += 1
+        reply = self.script.replies.get((namespace, event, nth))
+        return tuple(reply) if reply is not None else None
+
+    async def _connect_error(self, namespace: str, data: Any = None) -> None:
+        message = data.get("message") if isinstance(data, dict) else data
+        self._store(Observed("connect_error", namespace, "", [message]))
+
+    async def connect(self, target: str, path: str) -> None:
+        await self.client.connect(
+            target, namespaces=list(self.script.namespaces), auth=self.auth,
+            transports=list(self.script.transports), socketio_path=path,
+            headers=dict(self.script.headers), wait_timeout=10)
+        # Taken now: a disconnected client no longer knows its sids.
+        self.sids = self._sid_map()
+
+    async def emit(self, step: Step) -> None:
+        data: Any = step.args if step.args else None
+        if not step.ack:
+            await self.client.emit(step.name, data, namespace=step.nsp)
+            return
+
+        def on_ack(*args: Any) -> None:
+            self._store(Observed("ack", step.nsp, step.name, list(args)))
+
+        await self.client.emit(step.name, data, namespace=step.nsp, callback=on_ack)
+
+    def _sid_map(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.client.eio.sid:
+            out[self.script.eio_sid] = self.client.eio.sid
+        for nsp, old in self.script.sio_sids.items():
+            new = self.client.get_sid(nsp)
+            if new:
+                out[old] = new
+        return out
+
+
+async def replay(script: Script, target: str, *, speed: float | None = 1.0,
+                 auth: Any = None, ignore: Iterable[str] = DEFAULT_IGNORE,
+                 path: str = "/socket.io/", settle: float = 1.0,
+                 progress: ProgressBar | None = None) -> ReplayResult:
+    """Run the script against ``target``; ``speed=None`` means as fast as possible."""
+    arrived = asyncio.Event()
+    live: dict[str, _LiveClient] = {}
+    errors: list[str] = []
+    http_actual: list[Observed] = []
+    for cid, cs in script.clients.items():
+        live[cid] = _LiveClient(cs, auth if auth is not None else cs.auth, arrived.set)
+    start = time.monotonic()
+    t0 = script.steps[0].ts if script.steps else 0.0
+    sock_path = path.strip("/")
+    barriers = _barriers(script)
+    behind: Counter[str] = Counter()
+    async with aiohttp.ClientSession() as http:
+        for step, needs in zip(script.steps, barriers, strict=True):
+            if speed is not None:
+                delay = start + (step.ts - t0) / speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await _wait_for(live, needs, behind, arrived, settle)
+            try:
+                await _run_step(step, live, http, target, sock_path, http_actual)
+            except (socketio.exceptions.SocketIOError, aiohttp.ClientError, OSError) as exc:
+                errors.append(f"{step.kind} {step.name or step.nsp} for client "
+                              f"{step.client or '-'}: {exc}")
+            if progress is not None:
+                progress.step(f"{step.kind} {step.name}")
+        await _settle(live, arrived, settle)
+        for lc in live.values():
+            if lc.client.connected:
+                await lc.client.disconnect()
+    ignore_set = frozenset(ignore)
+    sid_map: dict[str, str] = {}
+    for lc in live.values():
+        sid_map.update(lc.sids)
+    differences = {cid: diff(lc.script.expected, lc.received, ignore_set, sid_map)
+                   for cid, lc in live.items()}
+    actual = {cid: lc.received for cid, lc in live.items()}
+    if script.http_expected or http_actual:
+        differences["http"] = diff(script.http_expected, http_actual, ignore_set, {})
+        actual["http"] = http_actual
+    return ReplayResult(differences, actual, errors)
+
+
+async def _run_step(step: Step, live: dict[str, _LiveClient], http: aiohttp.ClientSession,
+                    target: str, sock_path: str, http_actual: list[Observed]) -> None:
+    if step.kind == "http":
+        assert step.request is not None
+        req = step.request
+        headers = {k: v for k, v in req.headers
+                   if k.lower() not in HOP_HEADERS and not v.startswith("sha256:")}
+        async with http.request(req.method, target.rstrip("/") + req.target, data=req.body,
+                                headers=headers) as resp:
+            await resp.read()
+        path = req.target.split("?", 1)[0]
+        http_actual.append(Observed("http", "", f"{req.method} {path}", [resp.status]))
+        return
+    lc = live[str(step.client)]
+    if step.kind == "connect":
+        await lc.connect(target, sock_path)
+    elif step.kind == "emit":
+        if lc.client.connected:
+            await lc.emit(step)
+    elif step.kind == "disconnect" and lc.client.connected:
+        await lc.client.disconnect()
+
+
+def _barriers(script: Script) -> list[dict[str, int]]:
+    """Per step: how many items each client had received before it in the capture.
+
+    A step waits for those (an emit sent after an ack came back, a hook POST after the answer
+    to the previous one), so the replay keeps the capture's causality even at full speed.
+    """
+    out = []
+    for step in script.steps:
+        out.append({cid: sum(1 for o in c.expected if o.ts < step.ts)
+                     for cid, c in script.clients.items()})
+    return out
+
+
+async def _wait_for(live: dict[str, _LiveClient], needs: dict[str, int], behind: Counter[str],
+                    arrived: asyncio.Event, timeout: float) -> None:
+    """Wait until each client has its captured count (minus what it already fell behind)."""
+    def short() -> list[str]:
+        return [cid for cid, n in needs.items()
+                if live[cid].client.connected and len(live[cid].received) < n - behind[cid]]
+
+    deadline = time.monotonic() + timeout
+    while short():
+        arrived.clear()
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            await asyncio.wait_for(arrived.wait(), remaining)
+        except asyncio.TimeoutError:
+            # The server is not sending what it sent in the capture: go on, and do not wait
+            # for those items again (the diff will name them).
+            for cid in short():
+                behind[cid] = needs[cid] - len(live[cid].received)
+            return
+
+
+async def _settle(live: dict[str, _LiveClient], arrived: asyncio.Event, settle: float) -> None:
+    """Wait until every client got what it got in the capture, or nothing arrived for a while."""
+    while True:
+        if all(len(lc.received) >= len(lc.script.expected) for lc in live.values()):
+            # Give stragglers (extra events) one short chance before comparing.
+            settle = min(settle, 0.2)
+        arrived.clear()
+        try:
+            await asyncio.wait_for(arrived.wait(), settle)
+        except asyncio.TimeoutError:
+            return
