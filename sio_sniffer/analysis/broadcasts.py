@@ -1,4 +1,4 @@
-"""Broadcast grouping, duplicates and inferred rooms.
+"""Outgoing events: broadcast grouping, duplicates, partial broadcasts and inferred rooms.
 
 The server writes one event to each recipient separately; deliveries with the same namespace,
 name and payload within a short window are one emission (a :class:`Group`). A group with several
@@ -15,7 +15,14 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sio_sniffer.analysis.sessions import SessionTable
+from sio_sniffer import model
+from sio_sniffer.analysis import payload
+from sio_sniffer.analysis.bookkeeping import Bounds, Emit, Flagger, WakeBy
+from sio_sniffer.analysis.config import AnalysisConfig
+from sio_sniffer.analysis.relay import Relay
+from sio_sniffer.analysis.sessions import NspState, Session, SessionTable
+from sio_sniffer.model import Record
+from sio_sniffer.model import flags as F
 
 GroupKey = tuple[str | None, str | None, bytes]
 
@@ -195,3 +202,158 @@ class Groups:
                 "last": room.last,
             })
         return out
+
+
+class Broadcasts:
+    """Every event the server sends: grouped into emissions (announced as ``broadcast``
+    records), checked for duplicates, for missed clients and against the names the profile's
+    dashboard listens to; each emission is offered to the :class:`Relay`."""
+
+    def __init__(self, config: AnalysisConfig, sessions: SessionTable, relay: Relay,
+                 emit: Emit, flag: Flagger, bounds: Bounds, wake_by: WakeBy) -> None:
+        self.config = config
+        self.profile = config.profile
+        self.sessions = sessions
+        self.relay = relay
+        self.emit = emit
+        self.flag = flag
+        self.bounds = bounds
+        self.wake_by = wake_by
+        lifetime = max(config.broadcast_window, config.duplicate_window, config.deadline)
+        self.groups = Groups(config.broadcast_window, lifetime, config.max_groups,
+                             config.max_rooms, sessions)
+        self.unlistened: OrderedDict[tuple[str | None, str], int] = OrderedDict()
+
+    def deliver(self, record: Record, session: Session | None) -> None:
+        """One outgoing event, to the client of ``session`` (None: not known)."""
+        recipient = session.eio_sid if session else (record.eio_sid or record.conn)
+        if session is not None:
+            session.events_out += 1
+            session.last_out = record.ts
+            if record.nsp is not None and not session.connected(record.nsp):
+                # python-socketio may deliver events emitted in the connect handler before the
+                # CONNECT answer: receiving on a namespace is proof of being connected there.
+                state = session.nsps.get(record.nsp)
+                if state is None or state.state != "refused":
+                    session.nsps[record.nsp] = NspState(since=record.ts, state="connected")
+        self._check_listened(record, session)
+        key = (record.nsp, record.name, payload.fingerprint(record.args))
+        repeat = True
+        if session is not None:
+            stream = (record.nsp, record.name)
+            repeat = session.last_keys.get(stream) == key
+            session.last_keys[stream] = key
+            if len(session.last_keys) > 32:
+                del session.last_keys[next(iter(session.last_keys))]
+        group = self.groups.get(key)
+        if group is not None and recipient is not None:
+            previous = group.recipients.get(recipient)
+            if previous is not None:
+                if repeat and record.ts - previous <= self.config.duplicate_window:
+                    if recipient not in group.duplicates:
+                        group.duplicates.add(recipient)
+                        self._duplicate(record, group, session, recipient, previous)
+                    return
+            elif not group.announced:
+                group.recipients[recipient] = record.ts
+                self._close_echoes(group, recipient, record)
+                return
+            elif recipient in group.missed:
+                group.late.add(recipient)
+                self._close_echoes(group, recipient, record)
+                return
+            self.finalize(self.groups.replace(group))
+        group = self.groups.start(key, record.nsp, record.name, record.args, record.size,
+                                  record.ts)
+        self.wake_by(record.ts + min(self.groups.window, self.groups.lifetime))
+        if recipient is not None:
+            group.recipients[recipient] = record.ts
+        for old in self.groups.overflow():
+            self.finalize(old)
+        group.echo_ids, group.matched = self.relay.emitted(record, recipient)
+
+    def _close_echoes(self, group: Group, recipient: str, record: Record) -> None:
+        if group.echo_ids:
+            group.echo_ids = self.relay.close_echoes(group.echo_ids, recipient, record)
+
+    def _duplicate(self, record: Record, group: Group, session: Session | None, recipient: str,
+                   previous: float) -> None:
+        who = session.label() if session else recipient
+        gap_ms = (record.ts - previous) * 1000
+        self.flag(record.ts, F.DUPLICATE, "same_client",
+                  f"{who} received {record.name!r} on {record.nsp} twice with the same payload, "
+                  f"{gap_ms:.0f} ms apart",
+                  "the server emits this event twice (two relay paths, or a handler registered "
+                  "twice): remove one", record, dedupe=(record.nsp, record.name, recipient),
+                  gap_ms=round(gap_ms, 1))
+
+    def _check_listened(self, record: Record, session: Session | None) -> None:
+        profile = self.profile
+        if (profile is None or not profile.listens or record.name is None
+                or record.name in profile.listens or record.name in profile.ignores):
+            return
+        if profile.nsp is not None and record.nsp != profile.nsp:
+            return
+        if session is not None and session.role() != "dashboard":
+            return
+        key = (record.nsp, record.name)
+        seen = self.unlistened.get(key)
+        self.unlistened[key] = (seen or 0) + 1
+        if seen is not None:
+            return
+        self.bounds.bound(self.unlistened, 256)
+        listens = ", ".join(sorted(profile.listens))
+        who = session.label() if session else record.eio_sid
+        self.flag(record.ts, F.UNLISTENED_EVENT, "name",
+                  f"the server sent {record.name!r} to {who}, but {profile.name}'s dashboard only "
+                  f"listens to: {listens}; it is delivered and silently ignored",
+                  f"emit one of the listened names (field 'listens') instead of "
+                  f"{record.name!r}, or add a listener for it to the dashboard",
+                  record, listens=sorted(profile.listens))
+
+    def announce(self, group: Group) -> None:
+        if group.announced:
+            return
+        group.announced = True
+        if len(group.recipients) < 2:
+            return
+        self.groups.compute_missed(group)
+        self.groups.broadcasts += 1
+        self.groups.record_room(group)
+        spread = max(group.recipients.values()) - group.first
+        self.emit(Record(event=model.BROADCAST, ts=group.first, nsp=group.nsp, name=group.name,
+                         args=group.args, size=group.size,
+                         extra={"recipients": list(group.recipients), "missed": group.missed,
+                                "count": len(group.recipients), "everyone": group.everyone,
+                                "spread_ms": round(spread * 1000, 2)}))
+
+    def finalize(self, group: Group) -> None:
+        self.announce(group)
+        if len(group.recipients) < 2:
+            return
+        still = [sid for sid in group.missed if sid not in group.late]
+        if not still:
+            return
+        profile = self.profile
+        if profile is not None and not profile.rooms and profile.nsp in (None, group.nsp):
+            flagged = [sid for sid in still if not self._is_hook(sid)]
+            reason = f"{profile.name} has no rooms: every client on {group.nsp} gets every event"
+        else:
+            usual = self.groups.usual_recipients(group)
+            flagged = [sid for sid in still if sid in usual]
+            reason = "they received this event name together with these recipients before"
+        if not flagged:
+            return
+        labels = [self.sessions.label(sid) for sid in flagged]
+        self.flag(group.first + self.groups.lifetime, F.PARTIAL_BROADCAST, "missed",
+                  f"{group.name!r} on {group.nsp} reached {len(group.recipients)} clients but not "
+                  f"{', '.join(labels)}, connected on {group.nsp} at the time ({reason})",
+                  "the server skipped connected clients: check the emit's room/to=/skip_sid and "
+                  "whether those clients joined the room", None, nsp=group.nsp,
+                  name=group.name, dir="out",
+                  dedupe=(group.nsp, group.name, tuple(flagged)), missed=flagged,
+                  recipients=list(group.recipients))
+
+    def _is_hook(self, sid: str) -> bool:
+        session = self.sessions.known(sid)
+        return session is not None and session.role() == "hook"

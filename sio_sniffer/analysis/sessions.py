@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sio_sniffer.analysis.config import RoleRule
+from sio_sniffer.model import Record
 
 BROWSER_MARKERS = ("Mozilla/", "Chrome/", "Safari/", "Firefox/")
 
@@ -135,6 +136,23 @@ class SessionTable:
 
     def sid_for_conn(self, conn: str | None) -> str | None:
         return self.by_conn.get(conn) if conn is not None else None
+
+    def for_record(self, record: Record) -> Session | None:
+        """The open session a record belongs to; created for sids first seen mid-session."""
+        sid = record.eio_sid or self.sid_for_conn(record.conn)
+        if sid is None:
+            return None
+        session = self.get(sid)
+        if session is None and self.known(sid) is None:
+            session = self.open_session(sid, record.ts)
+            session.transport = record.transport
+            self.attach_conn(session, record.conn)
+        return session
+
+    def label(self, eio_sid: str | None) -> str:
+        """How flags name the client ``eio_sid`` (the bare sid once it is forgotten)."""
+        session = self.known(eio_sid)
+        return session.label() if session else str(eio_sid)
 
     def open_session(self, eio_sid: str, ts: float) -> Session:
         session = self.open.get(eio_sid)

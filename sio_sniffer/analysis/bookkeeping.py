@@ -1,0 +1,90 @@
+"""What every part of the analyzer shares: flags (with repeat suppression), bounded tables (with
+their eviction count) and latency samples."""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from sio_sniffer.model import Record
+from sio_sniffer.model import flags as F
+
+Emit = Callable[[Record], None]
+# ``schedule(due, kind, key)``: the analyzer calls back the part that owns ``kind`` at ``due``.
+Schedule = Callable[[float, str, Any], None]
+# ``wake_by(due)``: something falls due at ``due``, so records from then on run the deadlines.
+WakeBy = Callable[[float], None]
+
+
+class Flagger:
+    """Emits flags and counts them; a flag with a ``dedupe`` key is dropped (and counted as
+    suppressed) when the same one was raised less than ``repeat`` seconds earlier."""
+
+    def __init__(self, emit: Emit, repeat: float) -> None:
+        self.emit = emit
+        self.repeat = repeat
+        self.last: OrderedDict[tuple[Any, ...], float] = OrderedDict()
+        self.counts: Counter[str] = Counter()
+        self.suppressed: Counter[str] = Counter()
+
+    def __call__(self, ts: float, kind: str, code: str, cause: str, hint: str,
+                 where: Record | None = None, dedupe: tuple[Any, ...] | None = None,
+                 **fields: Any) -> None:
+        if dedupe is not None:
+            key = (kind, *dedupe)
+            last = self.last.get(key)
+            if last is not None and ts - last < self.repeat:
+                self.suppressed[kind] += 1
+                return
+            self.last[key] = ts
+            self.last.move_to_end(key)
+            while len(self.last) > 1024:
+                self.last.popitem(last=False)
+        self.counts[kind] += 1
+        self.emit(F.make_flag(ts, kind, code, cause, hint, where, **fields))
+
+
+class Bounds:
+    """Caps insertion-ordered tables, oldest first, and counts what it evicts (the summary's
+    ``evicted.pending``)."""
+
+    def __init__(self, default: int) -> None:
+        self.default = default
+        self.evicted = 0
+
+    def bound(self, table: OrderedDict[Any, Any], limit: int | None = None) -> None:
+        cap = limit or self.default
+        while len(table) > cap:
+            table.popitem(last=False)
+            self.evicted += 1
+
+
+def bound_counter(counter: Counter[str], limit: int) -> None:
+    """Keep the ``limit`` most common keys of ``counter``."""
+    if len(counter) > limit:
+        for key, _ in counter.most_common()[limit:]:
+            del counter[key]
+
+
+class Latencies:
+    """The last N samples of a latency, for percentiles in the summary (bounded)."""
+
+    def __init__(self, size: int) -> None:
+        self.samples: deque[float] = deque(maxlen=size)
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        self.samples.append(value)
+        self.count += 1
+
+    def describe(self) -> dict[str, Any]:
+        if not self.samples:
+            return {"count": self.count}
+        ordered = sorted(self.samples)
+
+        def pct(p: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 2)
+
+        return {"count": self.count, "p50_ms": pct(0.5), "p95_ms": pct(0.95),
+                "max_ms": round(ordered[-1] * 1000, 2)}

@@ -1,0 +1,206 @@
+"""Ingest and the server's HTTP answers.
+
+A POST to an ingest path (or one a ``[[rule]]`` accepts) is a hook handing the server an event
+to relay: it opens an expectation, and its answer is checked for rejections and slowness. An
+Engine.IO request answered 400 for an unknown session waits ``deadline`` seconds to be judged:
+if other requests of that session kept succeeding, two servers answer on the port; otherwise
+the server restarted (or the session predates the proxy).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+
+from sio_sniffer import model
+from sio_sniffer.analysis.bookkeeping import Bounds, Flagger, Latencies, Schedule
+from sio_sniffer.analysis.config import AnalysisConfig
+from sio_sniffer.analysis.correlate import Correlator
+from sio_sniffer.analysis.liveness import Liveness
+from sio_sniffer.analysis.lost import ingest_hint
+from sio_sniffer.analysis.relay import Relay
+from sio_sniffer.analysis.sessions import SessionTable
+from sio_sniffer.model import Record
+from sio_sniffer.model import flags as F
+
+
+@dataclass(slots=True)
+class Sid400:
+    """A session the server answered 400 for, waiting to be judged: restarted or two servers."""
+
+    first: float
+    count: int = 1
+    alive_after: int = 0
+    known: bool = False
+    record: Record | None = None
+
+
+class Ingest:
+    """Hook POSTs and HTTP answers: the hooks seen, ingest status and latency, and the sessions
+    answered 400 (owner of the ``sid400`` timer)."""
+
+    def __init__(self, config: AnalysisConfig, sessions: SessionTable, correlator: Correlator,
+                 relay: Relay, liveness: Liveness, schedule: Schedule, flag: Flagger,
+                 bounds: Bounds) -> None:
+        self.config = config
+        self.paths = tuple(p.rstrip("/") for p in config.effective_ingest_paths())
+        self.slow_ms = config.effective_slow_ingest_ms()
+        self.max_body = config.effective_ingest_max_body()
+        self.sessions = sessions
+        self.correlator = correlator
+        self.relay = relay
+        self.liveness = liveness
+        self.schedule = schedule
+        self.flag = flag
+        self.bounds = bounds
+        self.hooks: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.status: Counter[str] = Counter()
+        self.latency = Latencies(config.latency_samples)
+        self.sid400: OrderedDict[str, Sid400] = OrderedDict()
+
+    def _is_ingest(self, record: Record) -> bool:
+        path = record.get("path")
+        return (record.get("method") == "POST" and isinstance(path, str)
+                and (path.rstrip("/") in self.paths
+                     or self.correlator.rule_for_http(path) is not None))
+
+    def http_request(self, record: Record) -> None:
+        if not self._is_ingest(record):
+            return
+        peer = str(record.get("peer") or "?").rsplit(":", 1)[0]
+        hook_key = (peer, str(record.get("user_agent") or "?"))
+        self.hooks[hook_key] = self.hooks.get(hook_key, 0) + 1
+        self.hooks.move_to_end(hook_key)
+        self.bounds.bound(self.hooks, 256)
+        body_size = record.get("body_size")
+        if self.max_body is not None and isinstance(body_size, int) and body_size > self.max_body:
+            self.flag(record.ts, F.PAYLOAD_TOO_LARGE, "ingest_body",
+                      f"a POST to {record.get('path')} carries {body_size} bytes, above the "
+                      f"ingest limit of {self.max_body} bytes",
+                      "the server refuses bodies this big (aiohttp's default client_max_size is "
+                      "1 MiB): raise the limit on the server or send smaller events", record,
+                      size=body_size, limit=self.max_body)
+        path = str(record.get("path"))
+        rule = self.correlator.rule_for_http(path)
+        self.relay.expect(record, "http", rule, path=path)
+
+    def http(self, record: Record) -> None:
+        status = record.get("status")
+        if not isinstance(status, int):
+            return
+        if record.get("engineio"):
+            self._engineio_http(record, status)
+            return
+        if not self._is_ingest(record):
+            return
+        duration = record.get("duration_ms")
+        self.status[str(status)] += 1
+        exp = self.correlator.for_request(record.conn, record.get("seq"))
+        if exp is not None:
+            exp.status = status
+            exp.duration_ms = duration
+        path = record.get("path")
+        if isinstance(duration, (int, float)):
+            self.latency.add(duration / 1000)
+        if not 200 <= status < 300:
+            body = record.get("body")
+            self.flag(record.ts, F.INGEST_REJECTED, str(status),
+                      f"the server answered POST {path} with {status}"
+                      + (f": {str(body)[:200]!r}" if body else ""),
+                      ingest_hint(status, path), record, dedupe=(path, status, record.conn),
+                      status=status, body=body)
+        if isinstance(duration, (int, float)) and duration > self.slow_ms:
+            self.flag(record.ts, F.SLOW_INGEST, "slow",
+                      f"the server took {duration:.0f} ms to answer POST {path}, above "
+                      f"{self.slow_ms:g} ms",
+                      f"answer the ingest first and relay in the background: a hook with a "
+                      f"{self.slow_ms:g} ms timeout (claude-mpm's fast hook) gives up and the "
+                      "event is lost", record, duration_ms=duration, limit_ms=self.slow_ms)
+
+    def _engineio_http(self, record: Record, status: int) -> None:
+        sid = record.eio_sid
+        session = self.sessions.get(sid) if sid else None
+        if session is not None:
+            session.last_request = record.ts
+        if sid is None or status < 400:
+            return
+        body = str(record.get("body") or "")
+        req_bytes = record.get("req_bytes")
+        # Node answers an oversize POST with 413; python-engineio with a plain 400, which must
+        # not pass for an unknown session: the request size against the handshake's maxPayload
+        # tells them apart.
+        # (python-engineio may have closed the session by the time its answer passes)
+        known = self.sessions.known(sid)
+        limit = known.max_payload if known is not None else None
+        oversize = limit is not None and isinstance(req_bytes, int) and req_bytes > limit
+        if status == 413 or (status == 400 and oversize):
+            self.flag(record.ts, F.PAYLOAD_TOO_LARGE, f"http_{status}",
+                      f"the server refused a {req_bytes}-byte Engine.IO request with {status}"
+                      + (f" (maxPayload {limit})" if oversize else ""),
+                      "raise the server's max_http_buffer_size / maxHttpBufferSize "
+                      "or send smaller events", record, status=status)
+            return
+        if status != 400:
+            return
+        session_unknown = "session" in body.lower() or self.sessions.known(sid) is not None
+        if record.transport == "websocket" and not session_unknown:
+            if session is not None:
+                self.liveness.upgrade_failed(session, record.ts,
+                                             f"the server answered the WebSocket request with "
+                                             f"{status}: {body[:120]!r}", record)
+            return
+        if not session_unknown:
+            return
+        entry = self.sid400.get(sid)
+        if entry is not None:
+            entry.count += 1
+            return
+        self.sid400[sid] = Sid400(first=record.ts, known=self.sessions.known(sid) is not None,
+                                  record=record)
+        self.bounds.bound(self.sid400, 1024)
+        self.schedule(record.ts + self.config.deadline, "sid400", sid)
+        if session is not None:
+            self.liveness.close(session, record.ts, "the server answered 400 for it", record)
+
+    def alive_after_400(self, record: Record) -> None:
+        """A record of a session in :attr:`sid400`: counts whether the server still serves it."""
+        entry = self.sid400[record.eio_sid or ""]
+        if record.ts <= entry.first:
+            return
+        if record.event == model.HTTP and isinstance(record.get("status"), int):
+            if record.get("status") == 400:
+                return
+            entry.alive_after += 1
+        elif record.dir == "out" and record.event in (model.EIO_PING, model.SIO_EVENT,
+                                                      model.SIO_ACK, model.EIO_PONG):
+            entry.alive_after += 1
+
+    def sid400_due(self, sid: str, due: float) -> None:
+        entry = self.sid400.pop(sid, None)
+        if entry is None:
+            return
+        session = self.sessions.known(sid)
+        who = session.label() if session else sid
+        if entry.alive_after:
+            code = "two_servers"
+            cause = (f"{who}: the server answered 400 (unknown session) {entry.count} time(s) "
+                     "while other requests of the same session succeeded: two servers answer "
+                     "on this port")
+            hint = ("stop the second server on the port (reuse_port or port drift: check "
+                    "`lsof -i :PORT`), or use sticky sessions behind a load balancer")
+        elif entry.known:
+            opened = session.opened if session else entry.first
+            code = "restarted"
+            cause = (f"{who}: the server no longer knows this session (opened "
+                     f"{entry.first - opened:.1f} s earlier through this proxy) and answered "
+                     f"400 {entry.count} time(s): it restarted, or another server took the port")
+            hint = ("the server lost its sessions: the client must reconnect; if it did not "
+                    "restart, look for a second server on the same port")
+        else:
+            code = "unknown"
+            cause = (f"{sid}: the server answered 400 for a session it does not know "
+                     f"({entry.count} time(s)); the session was opened before the proxy watched")
+            hint = ("the server restarted or another server answers on this port: make the "
+                    "client reconnect and check for a second server")
+        self.flag(entry.first, F.UNKNOWN_SID, code, cause, hint, entry.record, eio_sid=sid,
+                  count=entry.count)

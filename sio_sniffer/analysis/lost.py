@@ -1,0 +1,214 @@
+"""Why an ingested event never came out: the cause and hint of a ``lost`` flag.
+
+The judgement goes from the plainest explanation to the vaguest: the ingest itself failed; the
+server echoed the event to its sender only; the receivers were reconnecting; nobody was on the
+namespace the server relays to (but someone was on another one); nobody was connected at all;
+the server emitted something resembling it that differs (the differences are listed); the
+receivers got nothing; they got other events only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from sio_sniffer.analysis import payload
+from sio_sniffer.analysis.config import AnalysisConfig, Rule
+from sio_sniffer.analysis.correlate import Expectation
+from sio_sniffer.analysis.sessions import Session, SessionTable
+from sio_sniffer.model import flags as F
+
+# A client refused on another namespace usually gives up for good: the judgement looks this far
+# back (seconds) for it.
+NAMESPACE_LOOKBACK = 60.0
+
+
+@dataclass(slots=True)
+class Emission:
+    """An outgoing event as first delivered: the candidates a lost event is compared with."""
+
+    ts: float
+    nsp: str | None
+    name: str | None
+    args: Any
+    recipient: str | None
+    pairs: frozenset[tuple[str, Any]] | None = None
+
+
+class LostJudge:
+    """Reads the sessions, the namespaces the server accepted and the recent emissions (all
+    owned elsewhere) to explain a lost expectation."""
+
+    def __init__(self, config: AnalysisConfig, rules: tuple[Rule, ...], sessions: SessionTable,
+                 server_nsps: OrderedDict[str, None], recent: deque[Emission]) -> None:
+        self.config = config
+        self.profile = config.profile
+        self.rules = rules
+        self.sessions = sessions
+        self.server_nsps = server_nsps
+        self.recent = recent
+
+    def expected_nsp(self, exp: Expectation) -> str:
+        """The namespace ``exp`` should have come out on."""
+        rule = self.rules[exp.rule] if exp.rule is not None else None
+        if rule is not None and rule.out_nsp and not any(c in rule.out_nsp for c in "*?["):
+            return rule.out_nsp
+        if self.profile is not None and self.profile.nsp:
+            return self.profile.nsp
+        if exp.source == "event" and exp.nsp:
+            return exp.nsp
+        if len(self.server_nsps) == 1:
+            return next(iter(self.server_nsps))
+        return "/"
+
+    def cause(self, exp: Expectation, nsp: str, ts: float, others: list[Session],
+              receivers: list[Session], fields: dict[str, Any]) -> tuple[str, str, str]:
+        """``(code, cause, hint)`` for ``exp`` judged lost at ``ts``; adds the evidence to
+        ``fields``. ``others`` are the open sessions but the sender, ``receivers`` those of them
+        connected on ``nsp``."""
+        if exp.source == "http" and (exp.status is None or exp.status >= 400):
+            if exp.status is None:
+                return (F.LOST_INGEST_ERROR, "the server had not answered the POST",
+                        "the server's ingest handler hangs: answer the POST first, then relay")
+            return (F.LOST_INGEST_ERROR, f"the server answered the ingest with {exp.status}",
+                    ingest_hint(exp.status, exp.path))
+        if exp.echoed:
+            fields["receivers"] = [s.eio_sid for s in receivers]
+            return (F.LOST_ECHO_ONLY,
+                    f"it was delivered only back to its sender, not to the "
+                    f"{len(receivers)} other client(s) on {nsp}",
+                    "the server emits to the sender's sid: broadcast to the namespace/room "
+                    "instead (python-socketio: emit without to=sid; JS: io.emit / "
+                    "socket.broadcast.emit)")
+        reconnecting = self._reconnecting(exp, nsp, others, receivers, fields)
+        if reconnecting is not None:
+            return reconnecting
+        if not receivers:
+            return self._nobody_on(exp, nsp, others, fields)
+        fields["receivers"] = [s.eio_sid for s in receivers[:16]]
+        candidates = [e for e in self.recent if exp.ts <= e.ts <= ts]
+        changed = self._changed(exp, nsp, candidates, fields)
+        if changed is not None:
+            return changed
+        on_nsp = [e for e in candidates if e.nsp == nsp]
+        labels = ", ".join(s.label() for s in receivers[:4])
+        if not on_nsp:
+            return (F.LOST_NOT_DELIVERED,
+                    f"{len(receivers)} client(s) connected on {nsp} ({labels}) received nothing "
+                    f"from the server in that time",
+                    "the server emitted to nobody connected: check the emit's room/to= (the "
+                    "clients never joined that room) and that the relay handler ran")
+        names = sorted({str(e.name) for e in on_nsp})[:6]
+        fields["evidence"] = {"receivers": len(receivers), "emitted_on_nsp": len(on_nsp),
+                              "names": names, "ingest_status": exp.status,
+                              "ingest_ms": exp.duration_ms}
+        return (F.LOST_UNKNOWN,
+                f"{len(receivers)} client(s) on {nsp} got {len(on_nsp)} other event(s) "
+                f"({', '.join(names)}), none resembling the ingested payload",
+                "follow the event through the server's relay code: nothing it emitted carried "
+                "this payload")
+
+    def _reconnecting(self, exp: Expectation, nsp: str, others: list[Session],
+                      receivers: list[Session],
+                      fields: dict[str, Any]) -> tuple[str, str, str] | None:
+        window_start = exp.ts - self.config.deadline
+        flapped = [s for s in self.sessions.closed.values()
+                   if s.closed is not None and s.closed >= window_start
+                   and s.eio_sid != exp.eio_sid and nsp in s.nsps]
+        pending = [s for s in others if (s.nsps.get(nsp) is not None
+                                         and s.nsps[nsp].state == "pending")]
+        late = [s for s in receivers if s.nsps[nsp].since > exp.ts]
+        if not ((not receivers or len(late) == len(receivers)) and (flapped or pending or late)):
+            return None
+        names = [s.label() for s in (late or pending or flapped)]
+        fields["receivers"] = names
+        state = ("reconnected after it" if late else
+                 "was mid-connect" if pending else "had disconnected")
+        return (F.LOST_RECONNECTING,
+                f"the receiver {', '.join(names)} {state} on {nsp}",
+                "the receiver was reconnecting when the server relayed: find why it "
+                "dropped (ping timeouts, proxies with short read timeouts) or replay "
+                "missed events on reconnect (connection state recovery)")
+
+    def _nobody_on(self, exp: Expectation, nsp: str, others: list[Session],
+                   fields: dict[str, Any]) -> tuple[str, str, str]:
+        namespace_start = exp.ts - NAMESPACE_LOOKBACK
+        elsewhere = [(s, n, st) for s in others for n, st in s.nsps.items() if n != nsp]
+        recent_refused = [(s, n, st) for s in self.sessions.closed.values()
+                          if s.closed is not None and s.closed >= namespace_start
+                          for n, st in s.nsps.items() if n != nsp]
+        tried = elsewhere or recent_refused
+        if tried:
+            parts = []
+            for session, other, nsp_state in tried[:4]:
+                desc = f"{session.label()} on {other}"
+                if nsp_state.state == "refused":
+                    desc += f" (refused: {nsp_state.message!r})"
+                parts.append(desc)
+            fields["clients_elsewhere"] = [f"{s.eio_sid} {n}" for s, n, _ in tried[:8]]
+            other_nsp = tried[0][1]
+            return (F.LOST_NAMESPACE,
+                    f"no client was connected on {nsp}, where the server relays; clients "
+                    f"were only on another namespace: {'; '.join(parts)}",
+                    f"connect the dashboard to {nsp} (the namespace the server emits on), "
+                    f"or make the server emit on {other_nsp}")
+        handshaking = [s for s in others if not s.nsps]
+        extra = (f" ({len(handshaking)} Engine.IO session(s) open without any namespace)"
+                 if handshaking else "")
+        return (F.LOST_NO_RECEIVERS, f"no client was connected{extra}",
+                "no dashboard was listening: open it (pointed at this proxy's port) before "
+                "the events are sent; the server does not keep events for later")
+
+    def _changed(self, exp: Expectation, nsp: str, candidates: list[Emission],
+                 fields: dict[str, Any]) -> tuple[str, str, str] | None:
+        """The emission most like ``exp``'s payload, if any shares a field or the name."""
+        expected_name = self._expected_name(exp)
+        best: tuple[tuple[float, int, float], Emission, tuple[int, int]] | None = None
+        wanted = payload.pairs(exp.payload)
+        for emission in candidates:
+            if emission.pairs is None:
+                emission.pairs = payload.pairs(emission.args)
+            same, total = payload.similarity(wanted, emission.pairs)
+            name_bonus = 1 if expected_name and emission.name == expected_name else 0
+            score = (same / total if total else 0.0, name_bonus, -(emission.ts - exp.ts))
+            if (same or name_bonus) and (best is None or score > best[0]):
+                best = (score, emission, (same, total))
+        if best is None:
+            return None
+        _, emission, (same, total) = best
+        diffs = payload.differences(exp.payload, emission.args)
+        if expected_name and emission.name != expected_name:
+            diffs.insert(0, f"named {emission.name!r}, expected {expected_name!r}")
+        if emission.nsp != nsp:
+            diffs.insert(0, f"on {emission.nsp}, expected {nsp}")
+        fields["nearest"] = {"name": emission.name, "nsp": emission.nsp,
+                             "after_ms": round((emission.ts - exp.ts) * 1000, 1),
+                             "fields_matching": f"{same}/{total}", "differences": diffs}
+        return (F.LOST_EMITTED_OTHER,
+                f"the server emitted {emission.name!r} on {emission.nsp} "
+                f"{(emission.ts - exp.ts) * 1000:.0f} ms later, which differs: "
+                f"{'; '.join(diffs) or 'different payload'}",
+                "the relay changed the event: keep the ingested payload intact inside the "
+                "emitted one (same dict, same field values)")
+
+    def _expected_name(self, exp: Expectation) -> str | None:
+        rule = self.rules[exp.rule] if exp.rule is not None else None
+        if rule is not None and rule.out_name and not any(c in rule.out_name for c in "*?["):
+            return rule.out_name
+        return exp.name if exp.source == "event" else None
+
+
+def ingest_hint(status: int, path: Any) -> str:
+    """What to do about the server answering an ingest POST with ``status``."""
+    if status == 404:
+        return (f"the server does not serve {path}: the hooks post to the wrong path, port or "
+                "server version")
+    if status == 413:
+        return "the body is too large for the server: raise its limit or send smaller events"
+    if status in (400, 422):
+        return "the server rejected the body: check the JSON the hook sends"
+    if status >= 500:
+        return ("the server's ingest handler failed (bad JSON, a missing field, or a body above "
+                "1 MiB in aiohttp): its log has the traceback")
+    return "the server refused the ingest: check its log"

@@ -1,0 +1,168 @@
+"""The relay: ingested events (hook POSTs, client events) expected to come out again.
+
+Each opens an expectation in the :class:`Correlator`; an outgoing event that carries it closes it
+(a delivery back to the sender only closes it once someone else got it too); past its deadline
+it is judged lost (see :mod:`lost`). A client event without a ``[[rule]]`` is only flagged lost
+once the server has relayed that name before (or with ``strict_client_events``); otherwise it is
+counted as never relayed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, deque
+from typing import Any
+
+from sio_sniffer.analysis import payload
+from sio_sniffer.analysis.bookkeeping import Bounds, Flagger, Latencies, WakeBy, bound_counter
+from sio_sniffer.analysis.config import AnalysisConfig
+from sio_sniffer.analysis.correlate import Correlator, Expectation, rule_key
+from sio_sniffer.analysis.lost import Emission, LostJudge
+from sio_sniffer.analysis.sessions import SessionTable
+from sio_sniffer.model import Record
+from sio_sniffer.model import flags as F
+
+# How many distinctive scalars of an ingested payload are offered to the correlator, which
+# indexes the expectation under the least shared of them.
+ANCHOR_CHOICES = 8
+
+
+class Relay:
+    """Opens, matches and judges expectations; keeps the recent emissions a lost one is
+    compared with, and the relay counters of the summary."""
+
+    def __init__(self, config: AnalysisConfig, sessions: SessionTable, correlator: Correlator,
+                 server_nsps: OrderedDict[str, None], flag: Flagger, bounds: Bounds,
+                 wake_by: WakeBy) -> None:
+        self.config = config
+        self.profile = config.profile
+        self.sessions = sessions
+        self.correlator = correlator
+        self.flag = flag
+        self.bounds = bounds
+        self.wake_by = wake_by
+        self.recent: deque[Emission] = deque(maxlen=config.max_recent_emits)
+        self.judge = LostJudge(config, correlator.rules, sessions, server_nsps, self.recent)
+        self.relaying: OrderedDict[tuple[str | None, str | None], None] = OrderedDict()
+        self.unrelayed: Counter[str] = Counter()
+        self.lost_causes: Counter[str] = Counter()
+        self.latency = Latencies(config.latency_samples)
+        self.opened = 0
+        self.matched = 0
+
+    def expect_event(self, record: Record) -> None:
+        """A client's event: expected out unless it asks for an ack (its answer) without a
+        rule."""
+        rule = self.correlator.rule_for_event(record.nsp, record.name)
+        if record.ack_id is not None and rule is None:
+            return
+        self.expect(record, "event", rule)
+
+    def expect(self, record: Record, source: str, rule_index: int | None,
+               path: str | None = None) -> None:
+        body = payload.core(record.args)
+        chain = payload.dict_chain(body)
+        target: Any = chain[-1] if chain else body
+        scalars = payload.leaves(target)
+        structural = _matchable(target, scalars)
+        rule = self.correlator.rules[rule_index] if rule_index is not None else None
+        key = None
+        if rule is not None and (rule.match or rule.out_name):
+            key = rule_key(rule, body, inbound=True)
+        if not structural and key is None:
+            return
+        fields: tuple[str, ...] = ()
+        if self.profile is not None and self.profile.required_fields:
+            fields = tuple(f for f in self.profile.required_fields if payload.has_key(body, f))
+        within = rule.within if rule is not None and rule.within is not None else None
+        exp = Expectation(
+            id=self.correlator.new_id(), ts=record.ts,
+            deadline=record.ts + (within if within is not None else self.config.deadline),
+            source=source, payload=body, target=target,
+            anchors=tuple(payload.anchors(scalars, ANCHOR_CHOICES)) if structural else (),
+            conn=record.conn, eio_sid=record.eio_sid if source == "event" else None,
+            nsp=record.nsp, name=record.name, path=path, seq=record.get("seq"),
+            rule=rule_index, rule_key=key, structural=structural, fields=fields)
+        self.opened += 1
+        self.correlator.add(exp)
+        self.wake_by(exp.deadline)
+
+    def emitted(self, record: Record, recipient: str | None) -> tuple[list[int], bool]:
+        """An outgoing event first delivered to ``recipient``: closes the expectation it
+        carries. Returns the ids of the expectations it only echoed back to their sender, and
+        whether it closed one."""
+        self.recent.append(Emission(record.ts, record.nsp, record.name, record.args, recipient))
+        if not self.correlator.open:
+            return [], False
+        exp, echoed = self.correlator.match(record.nsp, record.name, record.args, record.ts,
+                                            recipient)
+        if exp is not None:
+            self._matched(exp, record)
+        return [e.id for e in echoed], exp is not None
+
+    def close_echoes(self, echo_ids: list[int], recipient: str, record: Record) -> list[int]:
+        """The same emission reached ``recipient`` too: it closes the echoed expectations of
+        other senders. Returns the ids still only echoed."""
+        remaining = []
+        for exp_id in echo_ids:
+            exp = self.correlator.open.get(exp_id)
+            if exp is None:
+                continue
+            if exp.eio_sid == recipient:
+                remaining.append(exp_id)
+            else:
+                self.correlator.remove(exp)
+                self._matched(exp, record)
+        return remaining
+
+    def _matched(self, exp: Expectation, out: Record) -> None:
+        self.correlator.remove(exp)
+        self.matched += 1
+        self.latency.add(max(0.0, out.ts - exp.ts))
+        if exp.source == "event":
+            self.relaying[(exp.nsp, exp.name)] = None
+            self.bounds.bound(self.relaying, 256)
+        lost = [f for f in exp.fields if not payload.has_key(out.args, f)]
+        if lost:
+            what = f"POST {exp.path}" if exp.source == "http" else f"{exp.name!r} from a client"
+            self.flag(out.ts, F.FIELDS_LOST, "dropped",
+                      f"{what} carried {', '.join(lost)}, but the relayed {out.name!r} on "
+                      f"{out.nsp} lacks {'it' if len(lost) == 1 else 'them'}",
+                      f"keep {', '.join(lost)} when the server re-normalizes the event: the "
+                      f"dashboard pairs and groups events by them", out,
+                      dedupe=(out.nsp, out.name, tuple(lost)), fields=lost)
+
+    def judge_lost(self, exp: Expectation, ts: float) -> None:
+        if exp.source == "event" and not self._must_relay(exp):
+            self.unrelayed[f"{exp.nsp} {exp.name}"] += 1
+            bound_counter(self.unrelayed, 256)
+            return
+        nsp = self.judge.expected_nsp(exp)
+        others = [s for s in self.sessions.open.values() if s.eio_sid != exp.eio_sid]
+        receivers = [s for s in others if s.connected(nsp)]
+        if exp.echoed and not receivers:
+            self.matched += 1
+            return
+        what = (f"POST {exp.path}" if exp.source == "http"
+                else f"{exp.name!r} from {self.sessions.label(exp.eio_sid)} on {exp.nsp}")
+        waited = ts - exp.ts
+        head = f"{what} did not come out within {waited:g} s: "
+        fields: dict[str, Any] = {"expected_nsp": nsp, "waited_s": round(waited, 3),
+                                  "ingest_status": exp.status}
+        code, cause, hint = self.judge.cause(exp, nsp, ts, others, receivers, fields)
+        self.lost_causes[code] += 1
+        self.flag(ts, F.LOST, code, head + cause, hint, None, path=exp.path, conn=exp.conn,
+                  eio_sid=exp.eio_sid, nsp=exp.nsp, name=exp.name, dir="in", **fields)
+
+    def _must_relay(self, exp: Expectation) -> bool:
+        return (self.config.strict_client_events or exp.rule is not None
+                or (exp.nsp, exp.name) in self.relaying)
+
+
+def _matchable(target: Any, scalars: list[Any]) -> bool:
+    """Whether a payload (whose leaves are ``scalars``) says enough to be recognised when it
+    comes out again."""
+    if isinstance(target, dict):
+        return bool(scalars)
+    if isinstance(target, list):
+        return any(payload.is_anchor(v) or isinstance(v, (dict, list)) for v in target)
+    return payload.is_anchor(target)
