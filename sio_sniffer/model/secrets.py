@@ -19,11 +19,12 @@ from sio_sniffer.model.records import json_default
 # Header, query, cookie and form names whose values are secrets (``?token=...`` in a connection
 # URL, ``X-Api-Key``, ``Authorization``, ``Cookie``): judged by pattern, because every API names
 # its credentials differently. The exact names Authorization, Proxy-Authorization, Cookie and
-# Set-Cookie are all caught by ``auth`` and ``cookie``. Engine.IO's own parameters (``EIO``,
-# ``transport``, ``t``, ``sid``, ``b64``, ``j``) match none of these, and must not: the sniffer
-# finds sessions by them.
+# Set-Cookie are all caught by ``auth`` and ``cookie``; ``sessid`` is for PHP's ``PHPSESSID``,
+# which ``session`` misses. Engine.IO's own parameters (``EIO``, ``transport``, ``t``, ``sid``,
+# ``b64``, ``j``) match none of these, and must not: the sniffer finds sessions by them.
 SECRET_NAME = re.compile(
-    r"auth|token|key|secret|sig|session|passw|credential|cookie|csrf|xsrf|bearer|jwt", re.I)
+    r"auth|token|key|secret|sig|session|sessid|passw|credential|cookie|csrf|xsrf|bearer|jwt",
+    re.I)
 
 # Header names the patterns catch that are no credential and are needed in clear.
 # Sec-WebSocket-Key is a random nonce of the WebSocket handshake (RFC 6455, 4.1): it proves
