@@ -3,10 +3,11 @@
 Replaced by ``sha256:xxxxxxxx`` fingerprints (equal values keep equal fingerprints, so a reader
 can still see that two clients sent the same token, or different ones):
 
-- always: the values of Authorization / Proxy-Authorization / Cookie / Set-Cookie headers, the
+- always: the values of secret headers (Authorization, Cookie, Set-Cookie, X-Api-Key...), the
   Socket.IO CONNECT auth values (the keys stay), and query parameters whose name says it holds a
   secret (``token``, ``auth``, ``key``, ``secret``, ``password``, ``session``...: Socket.IO v2
-  clients put their token in the query);
+  clients put their token in the query); which names are secret is the model's one policy
+  (:mod:`sio_sniffer.model.secrets`);
 - with ``--payloads``: every event and ack argument (the event names stay), the bodies of
   non-Engine.IO HTTP requests and responses (hook POSTs), binary attachments, the raw bytes kept
   with decode errors, and anything on an Engine.IO path that cannot be parsed; the structure of
@@ -22,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -31,17 +31,25 @@ from urllib.parse import urlsplit
 import msgpack
 import orjson
 
+from sio_sniffer import model
 from sio_sniffer.capture import (
-    SECRET_HEADERS,
     CaptureError,
     CaptureHeader,
     CaptureItem,
     CaptureReader,
     CaptureWriter,
     redact_connect_auth,
-    redact_target,
 )
-from sio_sniffer.model import SECRET_NAME, Record, fingerprint
+from sio_sniffer.codec import SioType, split_sio_text
+from sio_sniffer.model import (
+    Record,
+    fingerprint,
+    fingerprint_once,
+    is_fingerprint,
+    is_secret_header,
+    redact_params,
+    redact_url,
+)
 from sio_sniffer.model.tap import (
     Headers,
     HttpRequest,
@@ -52,27 +60,18 @@ from sio_sniffer.model.tap import (
     WsOpen,
 )
 
-_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{8}$")
-# A Socket.IO text packet inside an Engine.IO v4 message: type, attachments, namespace, ack id,
-# then the JSON payload.
-_SIO_TEXT = re.compile(r"^4([0-6])(\d+-)?(/[^,]*,)?(\d*)(.*)$", re.S)
-_EVENT_TYPES = ("2", "5")
-_ACK_TYPES = ("3", "6")
-_ARG_RECORDS = frozenset({"sio.event", "sio.ack", "http.request", "eio.message"})
-
-
-def is_fingerprint(value: Any) -> bool:
-    return isinstance(value, str) and _FINGERPRINT.match(value) is not None
-
-
-def _fp(value: Any) -> Any:
-    return value if is_fingerprint(value) else fingerprint(value)
+_EVENT_TYPES = (SioType.EVENT, SioType.BINARY_EVENT)
+_ACK_TYPES = (SioType.ACK, SioType.BINARY_ACK)
+# Records whose ``args`` are a sender's payload: event and ack arguments list one per argument
+# (the event name stays), the others are one JSON body each.
+_ARG_LIST_RECORDS = frozenset({model.SIO_EVENT, model.SIO_ACK})
+_ARG_RECORDS = _ARG_LIST_RECORDS | {model.HTTP_REQUEST, model.EIO_MESSAGE}
 
 
 def _fp_args(args: Any) -> Any:
     if isinstance(args, list):
-        return [_fp(a) for a in args]
-    return None if args is None else _fp(args)
+        return [fingerprint_once(a) for a in args]
+    return None if args is None else fingerprint_once(args)
 
 
 def _fp_bytes(data: bytes) -> bytes:
@@ -80,16 +79,16 @@ def _fp_bytes(data: bytes) -> bytes:
 
 
 def _headers(headers: Headers) -> Headers:
-    return tuple((k, _fp(v) if k.lower() in SECRET_HEADERS else v) for k, v in headers)
+    return tuple((k, fingerprint_once(v) if is_secret_header(k) else v) for k, v in headers)
 
 
 def _redact_sio_text(packet: str) -> str | None:
     """The Engine.IO message ``packet`` with its event/ack args fingerprinted; None when it is
     not a Socket.IO packet this can rewrite (the caller then fingerprints all of it)."""
-    m = _SIO_TEXT.match(packet)
-    if m is None:
+    split = split_sio_text(packet[1:])
+    if split is None:
         return None
-    kind, attachments, nsp, ack, payload = m.groups()
+    kind, head, payload = split
     if kind not in _EVENT_TYPES and kind not in _ACK_TYPES:
         return packet  # connect (auth handled elsewhere), disconnect, connect_error
     try:
@@ -100,13 +99,13 @@ def _redact_sio_text(packet: str) -> str | None:
         return None
     keep = 1 if kind in _EVENT_TYPES and data else 0
     data = data[:keep] + [_placeholder_or_fp(a) for a in data[keep:]]
-    return (f"4{kind}{attachments or ''}{nsp or ''}{ack}" + orjson.dumps(data).decode())
+    return "4" + head + orjson.dumps(data).decode()
 
 
 def _placeholder_or_fp(arg: Any) -> Any:
     if isinstance(arg, dict) and arg.get("_placeholder") is True and "num" in arg:
         return arg  # the attachment itself is fingerprinted where it travels
-    return _fp(arg)
+    return fingerprint_once(arg)
 
 
 def _redact_msgpack_packet(data: bytes) -> bytes:
@@ -117,9 +116,9 @@ def _redact_msgpack_packet(data: bytes) -> bytes:
     if not isinstance(obj, dict) or "type" not in obj:
         return _fp_bytes(data)
     if obj.get("type") in (2, 5) and isinstance(obj.get("data"), list) and obj["data"]:
-        obj["data"] = obj["data"][:1] + [_fp(_plain(a)) for a in obj["data"][1:]]
+        obj["data"] = obj["data"][:1] + [fingerprint_once(_plain(a)) for a in obj["data"][1:]]
     elif obj.get("type") in (3, 6) and isinstance(obj.get("data"), list):
-        obj["data"] = [_fp(_plain(a)) for a in obj["data"]]
+        obj["data"] = [fingerprint_once(_plain(a)) for a in obj["data"]]
     return bytes(msgpack.packb(obj))
 
 
@@ -178,7 +177,7 @@ class Redactor:
             body = redact_connect_auth(body, polling=True)
         if self.payloads and body:
             body = redact_eio_payload(body, polling=True) if eio else _fp_bytes(body)
-        return dataclasses.replace(req, target=redact_target(req.target),
+        return dataclasses.replace(req, target=redact_url(req.target),
                                    headers=_headers(req.headers), body=body)
 
     def event(self, ev: TapEvent) -> TapEvent:
@@ -210,20 +209,19 @@ class Redactor:
     def record(self, rec: Record) -> Record:
         extra = dict(rec.extra)
         if isinstance(extra.get("query"), dict):
-            extra["query"] = {k: _fp(v) if SECRET_NAME.search(k) else v
-                              for k, v in extra["query"].items()}
+            extra["query"] = redact_params(extra["query"])
         if "auth" in extra and extra["auth"] is not None:
-            extra["auth"] = _fp(extra["auth"])
+            extra["auth"] = fingerprint_once(extra["auth"])
         args = rec.args
         if self.payloads:
-            if rec.event in ("sio.event", "sio.ack"):
+            if rec.event in _ARG_LIST_RECORDS:
                 args = _fp_args(args)
             elif rec.event in _ARG_RECORDS and args is not None:
-                args = _fp(args)
+                args = fingerprint_once(args)
             if "raw" in extra:
-                extra["raw"] = _fp(extra["raw"])
+                extra["raw"] = fingerprint_once(extra["raw"])
             if extra.get("body"):
-                extra["body"] = _fp(extra["body"])
+                extra["body"] = fingerprint_once(extra["body"])
         return dataclasses.replace(rec, args=args, extra=extra)
 
 

@@ -19,6 +19,7 @@ from sio_sniffer.codec.socketio import (
     SioType,
     decode_sio_packet,
     encode_sio_packet,
+    split_sio_text,
 )
 from sio_sniffer.codec.stream import EioItem, ErrorItem, Item, SessionDecoder, SioItem
 
@@ -42,4 +43,5 @@ __all__ = [
     "encode_polling_payload",
     "encode_sio_packet",
     "encode_xhr2_payload",
+    "split_sio_text",
 ]

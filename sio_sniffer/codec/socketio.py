@@ -447,6 +447,21 @@ def decode_sio_packet(data: str) -> SioPacket:
     return decoded
 
 
+# A text packet cut at its payload: type, ``<n>-`` attachment count, ``/nsp[?query],``, ack id.
+# Lenient on purpose (no payload check): it serves rewriting a payload in place, where the
+# header must come back byte for byte, placeholders and attachment count included.
+_TEXT_HEADER = re.compile(r"([0-6])(\d+-)?(/[^,]*,)?(\d*)")
+
+
+def split_sio_text(data: str) -> tuple[SioType, str, str] | None:
+    """A text packet as (type, header, payload), ``header + payload == data``; None when it
+    does not start like a Socket.IO packet."""
+    m = _TEXT_HEADER.match(data)
+    if m is None:
+        return None
+    return _TYPE_BY_CHAR[m.group(1)], m.group(0), data[m.end():]
+
+
 def _has_binary(data: Any) -> bool:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return True

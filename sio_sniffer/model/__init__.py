@@ -35,7 +35,16 @@ from sio_sniffer.model.records import (
     iso_ts,
     json_default,
 )
-from sio_sniffer.model.secrets import SECRET_NAME, fingerprint
+from sio_sniffer.model.secrets import (
+    SECRET_NAME,
+    fingerprint,
+    fingerprint_once,
+    is_fingerprint,
+    is_secret_header,
+    is_secret_name,
+    redact_params,
+    redact_url,
+)
 
 __all__ = [
     "BROADCAST",
@@ -67,6 +76,12 @@ __all__ = [
     "WS_OPEN",
     "Record",
     "fingerprint",
+    "fingerprint_once",
+    "is_fingerprint",
+    "is_secret_header",
+    "is_secret_name",
     "iso_ts",
     "json_default",
+    "redact_params",
+    "redact_url",
 ]

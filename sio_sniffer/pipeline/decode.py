@@ -23,7 +23,7 @@ from sio_sniffer import model
 from sio_sniffer.codec.engineio import EioType
 from sio_sniffer.codec.socketio import SioPacket, SioType
 from sio_sniffer.codec.stream import EioItem, ErrorItem, SessionDecoder, SharedFrames, SioItem
-from sio_sniffer.model import SECRET_NAME, Record, fingerprint
+from sio_sniffer.model import Record, fingerprint, redact_params
 from sio_sniffer.model.tap import (
     ConnClose,
     ConnOpen,
@@ -173,7 +173,7 @@ class Pipeline:
                 args = orjson.loads(ev.body)
             except orjson.JSONDecodeError:
                 args = None
-        query = {k: fingerprint(v) if SECRET_NAME.search(k) else v for k, v in query.items()}
+        query = redact_params(query)
         self._emit(Record(model.HTTP_REQUEST, ev.ts, conn=ev.conn, args=args, size=len(ev.body),
                           extra={"method": ev.method, "path": path, "query": query or None,
                                  "seq": ev.seq, "user_agent": header(ev.headers, "user-agent"),

@@ -305,7 +305,7 @@ def test_older_version_is_migrated_line_by_line(
     from sio_sniffer import capture
 
     # Pretend the current format is 2 and version 1 named the message payload "data".
-    monkeypatch.setattr(capture, "VERSION", 2)
+    monkeypatch.setattr(capture.format, "VERSION", 2)
     path = tmp_path / "old.jsonl"
     path.write_text(
         json.dumps({"format": FORMAT, "version": 1, "sniffer": "0.0"}) + "\n"

@@ -16,6 +16,7 @@ from typing import Any
 
 from sio_sniffer import model
 from sio_sniffer.model import Record
+from sio_sniffer.model import flags as F
 from sio_sniffer.support.stats import percentile
 
 # Records the stream does not list one by one: heartbeats would drown the events, and rooms and
@@ -30,11 +31,12 @@ LATENCY_SAMPLES = 4096
 FLOW_NODES = 8
 RATE_WINDOW = 5  # seconds the events/s figures average over
 
-# Where a lost event vanished, by the analysis' cause code (see analysis/flags.py): refused at
+# Where a lost event vanished, by the analysis' cause code (model/flags.py): refused at
 # the server's door, dropped inside the server's relay, or sent towards receivers that were not
 # there.
-LOST_AT_INGEST = frozenset({"ingest_error"})
-LOST_IN_SERVER = frozenset({"emitted_other", "not_delivered", "unknown", "echo_only"})
+LOST_AT_INGEST = frozenset({F.LOST_INGEST_ERROR})
+LOST_IN_SERVER = frozenset({F.LOST_EMITTED_OTHER, F.LOST_NOT_DELIVERED, F.LOST_UNKNOWN,
+                            F.LOST_ECHO_ONLY})
 
 AckKey = tuple[str | None, str | None, int, str]  # eio_sid, nsp, ack_id, dir of the event
 
@@ -300,14 +302,14 @@ class ViewState:
             client.reason = f"last POST answered {status}"
 
     def _flag(self, record: Record, client: Client | None, note: Note, seq: int) -> None:
-        kind = str(record.get("flag") or "flag")
+        kind = str(record.get("flag") or model.FLAG)
         self.flag_kinds[kind] += 1
         if client is not None:
             client.flags += 1
             client.last_flag = kind
-        if kind != "lost":
+        if kind != F.LOST:
             return
-        code = str(record.get("code") or "unknown")
+        code = str(record.get("code") or F.LOST_UNKNOWN)
         self.lost_codes[code] += 1
         self.lost_causes[code] = str(record.get("cause") or "")
         self.lost_causes.move_to_end(code)

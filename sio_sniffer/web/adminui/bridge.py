@@ -1,30 +1,11 @@
-"""Speak to the official Socket.IO Admin UI (npm ``@socket.io/admin-ui``) from what the wire shows.
-
-The Admin UI only knows servers instrumented with ``instrument(io)``; most are not. The bridge
-is a small Socket.IO server with the ``/admin`` namespace that speaks the same protocol (the
-``ServerEvents`` of the package's ``typed-events``), fed by the sniffer's records: each socket
-the proxy saw connect is a socket (id = Socket.IO sid, clientId = Engine.IO sid), each inferred
-room (clients the server addressed together) is a room, events in and out are
-``event_received`` / ``event_sent``. It is read-only: only ``AGGREGATED_EVENTS`` and
-``ALL_EVENTS`` are advertised, so the UI hides its emit/join/leave/disconnect buttons, and those
-requests are refused if sent anyway: the sniffer is an observer and never injects traffic.
-
-Records arrive on the sniffer's loop through :meth:`AdminUIBridge.record` (a sink) and only
-update tables and per-admin queues; the sending happens in one task per connected Admin UI, so
-a slow browser never delays the sniffer. Secrets (auth payloads, cookies, authorization headers,
-token-like query parameters) leave only as ``sha256:`` fingerprints.
-"""
+"""The bridge: a Socket.IO server with the ``/admin`` namespace, fed by the sniffer's records."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hmac
-import json
-import math
 import os
-import re
 import secrets
 import socket as socketlib
 import sys
@@ -32,143 +13,37 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from email.utils import formatdate
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 from sio_sniffer import model
-from sio_sniffer.model import Record, fingerprint
+from sio_sniffer.model import Record
 from sio_sniffer.model.addresses import is_loopback
 from sio_sniffer.model.tap import ConnClose, ConnOpen, HttpRequest, TapEvent, WsOpen
+from sio_sniffer.web.adminui.options import HOSTED_UI, AdminUIError, AdminUIOptions
+from sio_sniffer.web.adminui.protocol import (
+    FEATURES,
+    NAMESPACE,
+    WRITE_ACTIONS,
+    Client,
+    Conn,
+    Socket,
+    handshake_headers,
+    iso,
+    room_name,
+    safe_args,
+    serialize_socket,
+    text_size,
+)
+from sio_sniffer.web.adminui.static import find_ui_dist, offline_index
 from sio_sniffer.web.app import serve_app
 
 if TYPE_CHECKING:
     import socketio
     from aiohttp import web
 
-__all__ = ["AdminUIBridge", "AdminUIError", "AdminUIOptions"]
-
-NAMESPACE = "/admin"
-# The features the Admin UI knows (typed-events.ts): the write ones (EMIT, JOIN, LEAVE,
-# DISCONNECT, MJOIN, MLEAVE, MDISCONNECT) are never advertised.
-FEATURES = ["AGGREGATED_EVENTS", "ALL_EVENTS"]
-WRITE_ACTIONS = ("emit", "join", "leave", "_disconnect")
-HOSTED_UI = "https://admin.socket.io"
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
-                            "x-auth-token", "x-access-token"})
-SECRET_QUERY = re.compile(r"token|auth|key|secret|pass|jwt|session|signature", re.IGNORECASE)
-_EXTERNAL_LINK = re.compile(rb"<link[^>]*href=\"(?:https?:)?//[^\"]*\"[^>]*>")
-# When served by the bridge, the connection form is pre-filled with the bridge's own address.
-_PREFILL = (b"<script>try{localStorage.getItem(\"server_url\")||localStorage.setItem("
-            b"\"server_url\",location.origin)}catch(e){}</script>")
-
-
-@dataclass(frozen=True)
-class AdminUIOptions:
-    """Where and how the bridge serves (``--admin-ui`` and its companions)."""
-
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    static_path: str | None = None
-
-
-class AdminUIError(Exception):
-    """The bridge cannot start: a one-sentence reason for the person who asked for it."""
-
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-@functools.lru_cache(maxsize=4)
-def _iso_second(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-
-
-def _iso(ts: float) -> str:
-    """A JavaScript ``Date`` as JSON: UTC ISO-8601 with milliseconds (the formatted second is
-    cached: events come many per second)."""
-    return f"{_iso_second(int(ts))}.{int(ts * 1000) % 1000:03d}Z"
-
-
-def _host(peer: str | None) -> str | None:
-    """``127.0.0.1:5000`` or ``[::1]:5000`` -> the address part."""
-    if not peer:
-        return None
-    if peer.startswith("["):
-        return peer[1:].partition("]")[0]
-    host, sep, port = peer.rpartition(":")
-    return host if sep and port.isdigit() and ":" not in host else peer
-
-
-def _plain(value: Any) -> Any:
-    """What JSON (and the browser's ``JSON.parse``) can carry; bytes stay binary attachments."""
-    if value is None or isinstance(value, (str, bool, int, bytes)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytearray):
-        return bytes(value)
-    return repr(value)
-
-
-def _bytes_only(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return None
-    raise TypeError(type(value).__name__)
-
-
-def _safe_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``args`` unchanged when python-socketio's JSON and the browser both accept them."""
-    try:
-        json.dumps(args, allow_nan=False, default=_bytes_only)
-    except (TypeError, ValueError):
-        return tuple(_plain(a) for a in args)
-    return args
-
-
-@dataclass(slots=True)
-class _Conn:
-    """A TCP connection to the proxy, as the tap saw it: TLS or not, and its handshake request."""
-
-    tls: bool
-    target: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(slots=True)
-class _Client:
-    """One Engine.IO session (the Admin UI's "client")."""
-
-    eio_sid: str
-    opened: float
-    transport: str
-    peer: str | None
-    user_agent: str | None
-    limit: float  # seconds without any record after which the session is taken as gone
-    last_seen: float
-    secure: bool = False
-    target: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    sockets: dict[str, str] = field(default_factory=dict)  # nsp -> Socket.IO sid
-    auth: dict[str, dict[str, Any]] = field(default_factory=dict)  # nsp -> fingerprinted auth
-
-
-@dataclass(slots=True)
-class _Socket:
-    id: str
-    nsp: str
-    client: _Client
-    connected: float
-    auth: dict[str, Any]
-    rooms: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -220,9 +95,9 @@ class AdminUIBridge:
         self.allowed_origins = tuple(o.rstrip("/") for o in allowed_origins)
         self._report = report
         self._started = time.monotonic()
-        self._conns: OrderedDict[str, _Conn] = OrderedDict()
-        self._clients: OrderedDict[str, _Client] = OrderedDict()
-        self._sockets: dict[tuple[str, str], _Socket] = {}
+        self._conns: OrderedDict[str, Conn] = OrderedDict()
+        self._clients: OrderedDict[str, Client] = OrderedDict()
+        self._sockets: dict[tuple[str, str], Socket] = {}
         self._nsps: OrderedDict[str, None] = OrderedDict()
         self._history: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=history)
         self._aggregated: dict[tuple[int, str, str | None], int] = {}
@@ -237,7 +112,6 @@ class AdminUIBridge:
         self.bound: tuple[str, int] | None = None
         self.refused = 0
 
-    # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
@@ -262,7 +136,7 @@ class AdminUIBridge:
         app = web.Application()
         self._sio.attach(app)
         if self.static_dir is not None:
-            self._index = _offline_index(self.static_dir / "index.html")
+            self._index = offline_index(self.static_dir / "index.html")
             app.router.add_get("/", self._serve_index)
             app.router.add_get("/index.html", self._serve_index)
             app.router.add_static("/", self.static_dir)
@@ -294,12 +168,11 @@ class AdminUIBridge:
             await self._runner.cleanup()
             self._runner = None
 
-    # -- inputs: tap events and records ------------------------------------------------------
 
     def tap(self, event: TapEvent) -> None:
         """Tap sink: keeps each connection's TLS flag and Engine.IO handshake request."""
         if isinstance(event, ConnOpen):
-            self._conns[event.conn] = _Conn(tls=event.tls)
+            self._conns[event.conn] = Conn(tls=event.tls)
             while len(self._conns) > self.max_clients:
                 self._conns.popitem(last=False)
         elif isinstance(event, (HttpRequest, WsOpen)):
@@ -345,7 +218,6 @@ class AdminUIBridge:
         elif kind == model.EIO_CLOSE:
             self._close(client, rec.get("reason") or "transport close", rec.ts)
 
-    # -- state changes -----------------------------------------------------------------------
 
     def _open(self, rec: Record) -> None:
         sid = rec.eio_sid
@@ -354,14 +226,14 @@ class AdminUIBridge:
         conn = self._conns.get(rec.conn) if rec.conn is not None else None
         interval = rec.get("ping_interval") or 25_000
         timeout = rec.get("ping_timeout") or 20_000
-        client = _Client(eio_sid=sid, opened=rec.ts, transport=rec.transport or "polling",
+        client = Client(eio_sid=sid, opened=rec.ts, transport=rec.transport or "polling",
                          peer=rec.get("peer"), user_agent=rec.get("user_agent"),
                          limit=(interval + timeout) / 1000 + self.silence_grace,
                          last_seen=rec.ts,
                          secure=bool(conn and conn.tls))
         if conn is not None and conn.target is not None:
             client.target = conn.target
-            client.headers = _headers(conn.headers)
+            client.headers = handshake_headers(conn.headers)
             conn.target = None
         elif client.user_agent:
             client.headers = {"user-agent": client.user_agent}
@@ -371,37 +243,37 @@ class AdminUIBridge:
             self._close(old, "forgotten (too many sessions)", rec.ts)
         self._aggregate(rec.ts, "rawConnection")
 
-    def _upgrade(self, client: _Client) -> None:
+    def _upgrade(self, client: Client) -> None:
         client.transport = "websocket"
         for nsp, sio_sid in client.sockets.items():
             self._send("socket_updated", {"id": sio_sid, "nsp": nsp, "transport": "websocket"})
 
-    def _socket_connected(self, client: _Client, nsp: str, sio_sid: str, ts: float) -> None:
+    def _socket_connected(self, client: Client, nsp: str, sio_sid: str, ts: float) -> None:
         old = client.sockets.get(nsp)
         if old is not None and old != sio_sid:
             self._socket_gone(client, nsp, "replaced by a new connection", ts)
-        sock = _Socket(id=sio_sid, nsp=nsp, client=client, connected=ts,
+        sock = Socket(id=sio_sid, nsp=nsp, client=client, connected=ts,
                        auth=client.auth.pop(nsp, {"fingerprint": None}), rooms=[sio_sid])
         client.sockets[nsp] = sio_sid
         self._sockets[(nsp, sio_sid)] = sock
         self._nsps[nsp] = None
-        self._send("socket_connected", self._serialize(sock), _iso(ts))
+        self._send("socket_connected", serialize_socket(sock), iso(ts))
 
-    def _socket_gone(self, client: _Client, nsp: str, reason: str, ts: float) -> None:
+    def _socket_gone(self, client: Client, nsp: str, reason: str, ts: float) -> None:
         sio_sid = client.sockets.pop(nsp, None)
         if sio_sid is None:
             return
         self._sockets.pop((nsp, sio_sid), None)
-        self._send("socket_disconnected", nsp, sio_sid, reason, _iso(ts))
+        self._send("socket_disconnected", nsp, sio_sid, reason, iso(ts))
 
-    def _close(self, client: _Client, reason: str, ts: float) -> None:
+    def _close(self, client: Client, reason: str, ts: float) -> None:
         for nsp in list(client.sockets):
             self._socket_gone(client, nsp, reason, ts)
         if self._clients.get(client.eio_sid) is client:
             del self._clients[client.eio_sid]
         self._aggregate(ts, "rawDisconnection", reason)
 
-    def _event(self, rec: Record, client: _Client) -> None:
+    def _event(self, rec: Record, client: Client) -> None:
         self._count_packet(rec)
         nsp = rec.nsp or "/"
         sio_sid = rec.sio_sid or client.sockets.get(nsp)
@@ -410,7 +282,7 @@ class AdminUIBridge:
         args = rec.args if isinstance(rec.args, list) else ([] if rec.args is None
                                                             else [rec.args])
         item = ("event_received" if rec.dir == "in" else "event_sent",
-                (nsp, sio_sid, [rec.name, *args], _iso(rec.ts)))
+                (nsp, sio_sid, [rec.name, *args], iso(rec.ts)))
         self._history.append(item)
         self._send(item[0], *item[1])
 
@@ -420,7 +292,7 @@ class AdminUIBridge:
             return
         side = "In" if rec.dir == "in" else "Out"
         self._aggregate(rec.ts, "packets" + side)
-        size = rec.size if rec.size is not None else _text_size(rec)
+        size = rec.size if rec.size is not None else text_size(rec)
         self._aggregate(rec.ts, "bytes" + side, count=size)
 
     def _aggregate(self, ts: float, kind: str, sub: str | None = None, count: int = 1) -> None:
@@ -446,7 +318,7 @@ class AdminUIBridge:
             if nsp is None or len(members) < 2 or room.get("everyone"):
                 continue
             key = (nsp, members)
-            name = self._room_names.get(key) or _room_name(nsp, members, room.get("names"))
+            name = self._room_names.get(key) or room_name(nsp, members, room.get("names"))
             names[key] = name
             for eio_sid in members:
                 client = self._clients.get(eio_sid)
@@ -454,7 +326,7 @@ class AdminUIBridge:
                 if sio_sid is not None:
                     wanted.setdefault((nsp, sio_sid), []).append(name)
         self._room_names = names
-        now = _iso(time.time())
+        now = iso(time.time())
         for where, sock in self._sockets.items():
             want = wanted.get(where, [])
             for name in [r for r in sock.rooms[1:] if r not in want]:
@@ -465,34 +337,6 @@ class AdminUIBridge:
                     sock.rooms.append(name)
                     self._send("room_joined", sock.nsp, name, sock.id, now)
 
-    # -- the Admin UI protocol ---------------------------------------------------------------
-
-    def _serialize(self, sock: _Socket) -> dict[str, Any]:
-        client = sock.client
-        target = client.target or ""
-        query = {k: v[0] for k, v in parse_qs(urlsplit(target).query,
-                                              keep_blank_values=True).items()}
-        query = {k: (fingerprint(v) if SECRET_QUERY.search(k) else v) for k, v in query.items()}
-        forwarded = client.headers.get("cf-connecting-ip") or client.headers.get("x-forwarded-for")
-        return {
-            "id": sock.id,
-            "clientId": client.eio_sid,
-            "transport": client.transport,
-            "nsp": sock.nsp,
-            "data": {},
-            "handshake": {
-                "address": forwarded or _host(client.peer),
-                "headers": client.headers,
-                "query": query,
-                "issued": int(client.opened * 1000),
-                "time": formatdate(client.opened, usegmt=True),
-                "secure": client.secure,
-                "url": target or None,
-                "xdomain": "origin" in client.headers,
-                "auth": sock.auth,
-            },
-            "rooms": list(sock.rooms),
-        }
 
     def _stats(self, aggregated: bool = True) -> dict[str, Any]:
         """``server_stats``; the aggregated counters go out (and are reset) only with the
@@ -571,7 +415,7 @@ class AdminUIBridge:
         # nothing is shown twice and nothing is missed.
         admin.queue.append(("config", ({"supportedFeatures": list(FEATURES)},)))
         admin.queue.append(("server_stats", (self._stats(aggregated=False),)))
-        admin.queue.append(("all_sockets", ([self._serialize(s) for s in
+        admin.queue.append(("all_sockets", ([serialize_socket(s) for s in
                                              self._sockets.values()],)))
         admin.queue.extend(self._history)
         self._admins[sid] = admin
@@ -615,7 +459,7 @@ class AdminUIBridge:
         while True:
             while admin.queue:
                 event, args = admin.queue.popleft()
-                args = _safe_args(args)
+                args = safe_args(args)
                 try:
                     await sio.emit(event, args if len(args) != 1 else args[0], to=admin.sid,
                                    namespace=NAMESPACE)
@@ -638,7 +482,6 @@ class AdminUIBridge:
             stats = self._stats()
             self._send("server_stats", stats)
 
-    # -- static UI ---------------------------------------------------------------------------
 
     async def _serve_index(self, request: web.Request) -> web.Response:
         from aiohttp import web
@@ -647,55 +490,3 @@ class AdminUIBridge:
         return web.Response(body=self._index, content_type="text/html",
                             headers={"Cache-Control": "no-cache"})
 
-
-def _headers(raw: Sequence[tuple[str, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in raw:
-        key = name.lower()
-        value = fingerprint(value) if key in SECRET_HEADERS else value
-        out[key] = f"{out[key]}, {value}" if key in out else value
-    return out
-
-
-def _room_name(nsp: str, members: frozenset[str], names: Any) -> str:
-    """Stable for a member set: the first event name it was seen with, and a short hash."""
-    digest = fingerprint(nsp + "\0" + "\0".join(sorted(members)))[len("sha256:"):][:6]
-    first = names[0] if isinstance(names, list) and names else "room"
-    return f"~{first}#{digest}"
-
-
-def _text_size(rec: Record) -> int:
-    """Bytes of the text packet when the wire size is not known (packets inside a polling
-    payload): type digit, namespace, ack id and the JSON array, as Socket.IO writes them."""
-    nsp = rec.nsp or "/"
-    head = 1 + (len(nsp) + 1 if nsp != "/" else 0) + (len(str(rec.ack_id))
-                                                       if rec.ack_id is not None else 0)
-    data = ([rec.name, *(rec.args if isinstance(rec.args, list) else [rec.args])]
-            if rec.event == model.SIO_EVENT else rec.args)
-    try:
-        return head + len(json.dumps(data, separators=(",", ":"), ensure_ascii=False,
-                                     default=_bytes_only).encode())
-    except (TypeError, ValueError):
-        return head
-
-
-def find_ui_dist(path: str | os.PathLike[str]) -> Path:
-    """The directory holding the Admin UI's ``index.html``: accepts ``ui/dist`` itself, the
-    package directory, or a directory with ``node_modules/@socket.io/admin-ui``."""
-    base = Path(path).expanduser()
-    candidates = [base, base / "dist", base / "ui" / "dist",
-                  base / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"]
-    for candidate in candidates:
-        if (candidate / "index.html").is_file():
-            return candidate.resolve()
-    raise AdminUIError(f"{base} holds no Admin UI build (no index.html in it, dist/, ui/dist/ "
-                       "or node_modules/@socket.io/admin-ui/ui/dist/); install it with "
-                       "`npm install @socket.io/admin-ui` and pass that directory")
-
-
-def _offline_index(path: Path) -> bytes:
-    """index.html without the Google Fonts / CDN icon stylesheets (they block rendering when
-    there is no internet) and with the connection form pre-filled with this server."""
-    html = _EXTERNAL_LINK.sub(b"", path.read_bytes())
-    at = html.find(b"<script")
-    return html[:at] + _PREFILL + html[at:] if at >= 0 else html + _PREFILL
