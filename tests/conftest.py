@@ -1,8 +1,11 @@
-"""Shared fixtures: real python-socketio servers on free loopback ports."""
+"""Shared fixtures: real python-socketio servers on free loopback ports, and one real captured
+session (recorded once) for the capture, replay and report tests."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +14,7 @@ from aiohttp import web
 
 # One free-port helper for the package's bench and every test ("from tests.conftest import ...").
 from sio_sniffer.testing import free_port
+from tests.capture.capture_peers import AppServer, capture_session
 
 __all__ = ["PyServer", "free_port", "py_server_factory"]
 
@@ -63,3 +67,22 @@ async def py_server_factory() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for server in servers:
         await server.stop()
+
+
+@pytest.fixture(scope="session")
+def captured(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One capture with secrets of a python-socketio client and a Node client, shared."""
+    path = tmp_path_factory.mktemp("cap") / "session.jsonl"
+
+    async def main() -> None:
+        srv = AppServer()
+        await srv.start()
+        try:
+            await capture_session(srv.url, path, show_secrets=True)
+        finally:
+            await srv.stop()
+
+    asyncio.run(main())
+    return path
+
+

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sio_sniffer"
 # of their own name; "support" (loops, progress, shutdown) imports nothing of ours.
 TOOLS = {
     "model", "codec", "transport", "analysis", "pipeline", "capture", "sinks", "web", "testing",
-    "support", "cluster",
+    "support",
 }
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
@@ -26,7 +26,6 @@ ALLOWED: dict[str, set[str]] = {
     "transport": {"model"},
     "analysis": {"model"},
     "sinks": {"model"},
-    "cluster": {"model"},
     "capture": {"model", "codec"},
     "web": {"model", "support"},
     "pipeline": {"model", "codec", "analysis", "sinks", "transport"},

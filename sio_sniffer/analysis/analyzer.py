@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sio_sniffer import model
-from sio_sniffer.analysis.bookkeeping import Bounds, Emit, Flagger
+from sio_sniffer.analysis.bookkeeping import Bounds, Emit, Flagger, Shared
 from sio_sniffer.analysis.broadcasts import Broadcasts
 from sio_sniffer.analysis.config import AnalysisConfig
 from sio_sniffer.analysis.correlate import Correlator
@@ -56,15 +56,14 @@ class Analyzer:
         self.started: float | None = None
         self.counts: Counter[str] = Counter()
         self.finished = False
-        self.liveness = Liveness(config, self.sessions, self._schedule, self.flag)
-        self.pairing = Pairing(config, self.sessions, self._schedule, self.flag, self.bounds)
-        self.relay = Relay(config, self.sessions, self.correlator, self.pairing.server_nsps,
-                           self.flag, self.bounds, self._wake_by)
-        self.broadcasts = Broadcasts(config, self.sessions, self.relay, emit, self.flag,
-                                     self.bounds, self._wake_by)
+        shared = Shared(config, self.sessions, self.flag, self.bounds, emit, self._schedule,
+                        self._wake_by)
+        self.liveness = Liveness(shared)
+        self.pairing = Pairing(shared)
+        self.relay = Relay(shared, self.correlator, self.pairing.server_nsps)
+        self.broadcasts = Broadcasts(shared, self.relay)
         self.groups = self.broadcasts.groups
-        self.ingest = Ingest(config, self.sessions, self.correlator, self.relay, self.liveness,
-                             self._schedule, self.flag, self.bounds)
+        self.ingest = Ingest(shared, self.correlator, self.relay, self.liveness)
         self.handlers: dict[str, Callable[[Record], None]] = {
             model.EIO_OPEN: self.liveness.eio_open,
             model.EIO_UPGRADE: self.liveness.eio_upgrade,

@@ -1,14 +1,18 @@
-"""What every part of the analyzer shares: flags (with repeat suppression), bounded tables (with
-their eviction count) and latency samples."""
+"""What every part of the analyzer shares: the config, the session table, flags (with repeat
+suppression), bounded tables (with their eviction count), the timer hooks and latency samples."""
 
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from sio_sniffer.analysis.config import AnalysisConfig
+from sio_sniffer.analysis.sessions import SessionTable
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
+from sio_sniffer.model.stats import percentile
 
 Emit = Callable[[Record], None]
 # ``schedule(due, kind, key)``: the analyzer calls back the part that owns ``kind`` at ``due``.
@@ -43,6 +47,33 @@ class Flagger:
                 self.last.popitem(last=False)
         self.counts[kind] += 1
         self.emit(F.make_flag(ts, kind, code, cause, hint, where, **fields))
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """The pieces the analyzer owns and hands to each of its parts."""
+
+    config: AnalysisConfig
+    sessions: SessionTable
+    flag: Flagger
+    bounds: Bounds
+    emit: Emit
+    schedule: Schedule
+    wake_by: WakeBy
+
+
+class Part:
+    """A part of the analyzer: reads the shared pieces under their own names."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.config = shared.config
+        self.profile = shared.config.profile
+        self.sessions = shared.sessions
+        self.flag = shared.flag
+        self.bounds = shared.bounds
+        self.emit = shared.emit
+        self.schedule = shared.schedule
+        self.wake_by = shared.wake_by
 
 
 class Bounds:
@@ -83,8 +114,10 @@ class Latencies:
             return {"count": self.count}
         ordered = sorted(self.samples)
 
-        def pct(p: float) -> float:
-            return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 2)
+        def ms(pct: float) -> float:
+            value = percentile(ordered, pct, ordered=True)
+            assert value is not None  # samples are not empty
+            return round(value * 1000, 2)
 
-        return {"count": self.count, "p50_ms": pct(0.5), "p95_ms": pct(0.95),
+        return {"count": self.count, "p50_ms": ms(50), "p95_ms": ms(95),
                 "max_ms": round(ordered[-1] * 1000, 2)}

@@ -17,8 +17,7 @@ from typing import Any
 
 from sio_sniffer import model
 from sio_sniffer.analysis import payload
-from sio_sniffer.analysis.bookkeeping import Bounds, Emit, Flagger, WakeBy
-from sio_sniffer.analysis.config import AnalysisConfig
+from sio_sniffer.analysis.bookkeeping import Part, Shared
 from sio_sniffer.analysis.relay import Relay
 from sio_sniffer.analysis.sessions import NspState, Session, SessionTable
 from sio_sniffer.model import Record
@@ -204,21 +203,15 @@ class Groups:
         return out
 
 
-class Broadcasts:
+class Broadcasts(Part):
     """Every event the server sends: grouped into emissions (announced as ``broadcast``
     records), checked for duplicates, for missed clients and against the names the profile's
     dashboard listens to; each emission is offered to the :class:`Relay`."""
 
-    def __init__(self, config: AnalysisConfig, sessions: SessionTable, relay: Relay,
-                 emit: Emit, flag: Flagger, bounds: Bounds, wake_by: WakeBy) -> None:
-        self.config = config
-        self.profile = config.profile
-        self.sessions = sessions
+    def __init__(self, shared: Shared, relay: Relay) -> None:
+        super().__init__(shared)
+        config, sessions = shared.config, shared.sessions
         self.relay = relay
-        self.emit = emit
-        self.flag = flag
-        self.bounds = bounds
-        self.wake_by = wake_by
         lifetime = max(config.broadcast_window, config.duplicate_window, config.deadline)
         self.groups = Groups(config.broadcast_window, lifetime, config.max_groups,
                              config.max_rooms, sessions)

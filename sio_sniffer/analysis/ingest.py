@@ -13,13 +13,11 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from sio_sniffer import model
-from sio_sniffer.analysis.bookkeeping import Bounds, Flagger, Latencies, Schedule
-from sio_sniffer.analysis.config import AnalysisConfig
+from sio_sniffer.analysis.bookkeeping import Latencies, Part, Shared
 from sio_sniffer.analysis.correlate import Correlator
 from sio_sniffer.analysis.liveness import Liveness
 from sio_sniffer.analysis.lost import ingest_hint
 from sio_sniffer.analysis.relay import Relay
-from sio_sniffer.analysis.sessions import SessionTable
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 
@@ -35,24 +33,20 @@ class Sid400:
     record: Record | None = None
 
 
-class Ingest:
+class Ingest(Part):
     """Hook POSTs and HTTP answers: the hooks seen, ingest status and latency, and the sessions
     answered 400 (owner of the ``sid400`` timer)."""
 
-    def __init__(self, config: AnalysisConfig, sessions: SessionTable, correlator: Correlator,
-                 relay: Relay, liveness: Liveness, schedule: Schedule, flag: Flagger,
-                 bounds: Bounds) -> None:
-        self.config = config
+    def __init__(self, shared: Shared, correlator: Correlator, relay: Relay,
+                 liveness: Liveness) -> None:
+        super().__init__(shared)
+        config = shared.config
         self.paths = tuple(p.rstrip("/") for p in config.effective_ingest_paths())
         self.slow_ms = config.effective_slow_ingest_ms()
         self.max_body = config.effective_ingest_max_body()
-        self.sessions = sessions
         self.correlator = correlator
         self.relay = relay
         self.liveness = liveness
-        self.schedule = schedule
-        self.flag = flag
-        self.bounds = bounds
         self.hooks: OrderedDict[tuple[str, str], int] = OrderedDict()
         self.status: Counter[str] = Counter()
         self.latency = Latencies(config.latency_samples)

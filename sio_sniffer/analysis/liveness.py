@@ -8,23 +8,18 @@ an upgrade that never completes an ``upgrade_failed`` one.
 from __future__ import annotations
 
 from sio_sniffer import model
-from sio_sniffer.analysis.bookkeeping import Flagger, Schedule
-from sio_sniffer.analysis.config import AnalysisConfig
-from sio_sniffer.analysis.sessions import Session, SessionTable
+from sio_sniffer.analysis.bookkeeping import Part, Shared
+from sio_sniffer.analysis.sessions import Session
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 
 
-class Liveness:
+class Liveness(Part):
     """Session lifecycle records, heartbeat checks and their ``ping``/``pong``/``upgrade``
     timers."""
 
-    def __init__(self, config: AnalysisConfig, sessions: SessionTable, schedule: Schedule,
-                 flag: Flagger) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.schedule = schedule
-        self.flag = flag
+    def __init__(self, shared: Shared) -> None:
+        super().__init__(shared)
 
     def eio_open(self, record: Record) -> None:
         if record.eio_sid is None:

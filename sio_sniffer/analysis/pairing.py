@@ -9,10 +9,10 @@ says which namespaces the server does accept. An event with an ack id and no ACK
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
-from sio_sniffer.analysis.bookkeeping import Bounds, Flagger, Latencies, Schedule
-from sio_sniffer.analysis.config import AnalysisConfig
-from sio_sniffer.analysis.sessions import NspState, SessionTable
+from sio_sniffer.analysis.bookkeeping import Latencies, Part, Shared
+from sio_sniffer.analysis.sessions import NspState
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 
@@ -20,21 +20,16 @@ ConnectKey = tuple[str, str]
 AckKey = tuple[str | None, str | None, int, str]
 
 
-class Pairing:
+class Pairing(Part):
     """Pending CONNECTs and acks (bounded), the namespaces the server accepted, ack latency;
     owner of the ``connect`` and ``ack`` timers."""
 
-    def __init__(self, config: AnalysisConfig, sessions: SessionTable, schedule: Schedule,
-                 flag: Flagger, bounds: Bounds) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.schedule = schedule
-        self.flag = flag
-        self.bounds = bounds
+    def __init__(self, shared: Shared) -> None:
+        super().__init__(shared)
         self.connects: OrderedDict[ConnectKey, Record] = OrderedDict()
         self.acks: OrderedDict[AckKey, Record] = OrderedDict()
         self.server_nsps: OrderedDict[str, None] = OrderedDict()
-        self.ack_latency = Latencies(config.latency_samples)
+        self.ack_latency = Latencies(shared.config.latency_samples)
         self.acks_missing = 0
         self.acks_unmatched = 0
 
@@ -52,11 +47,10 @@ class Pairing:
         self.schedule(record.ts + self.config.connect_deadline, "connect", (key, record.ts))
 
     def connect_due(self, key: tuple[ConnectKey, float], due: float) -> None:
-        pending_key, since = key
-        record = self.connects.get(pending_key)
-        if record is None or record.ts != since:
+        pending_key, _ = key
+        record = _take_due(self.connects, key)
+        if record is None:
             return
-        del self.connects[pending_key]
         session = self.sessions.known(pending_key[0])
         auth = record.get("auth")
         who = session.label() if session else pending_key[0]
@@ -143,11 +137,9 @@ class Pairing:
         self.ack_latency.add(max(0.0, record.ts - event.ts))
 
     def ack_due(self, key: tuple[AckKey, float], due: float) -> None:
-        pending_key, since = key
-        record = self.acks.get(pending_key)
-        if record is None or record.ts != since:
+        record = _take_due(self.acks, key)
+        if record is None:
             return
-        del self.acks[pending_key]
         self.acks_missing += 1
         asker, answerer = ("client", "server") if record.dir == "in" else ("server", "client")
         session = self.sessions.known(record.eio_sid)
@@ -157,3 +149,14 @@ class Pairing:
                   f"no ACK within {self.config.ack_deadline:g} s",
                   f"the {answerer}'s handler for {record.name!r} never acknowledged: return a "
                   "value from the handler (python-socketio) or call the callback (JS)", record)
+
+
+def _take_due(table: OrderedDict[Any, Record], key: tuple[Any, float]) -> Record | None:
+    """The pending record a timer was set for, removed from ``table``; None when it was
+    answered (or replaced by a newer one under the same key) in the meantime."""
+    pending_key, since = key
+    record = table.get(pending_key)
+    if record is None or record.ts != since:
+        return None
+    del table[pending_key]
+    return record

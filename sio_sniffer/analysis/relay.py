@@ -13,11 +13,14 @@ from collections import Counter, OrderedDict, deque
 from typing import Any
 
 from sio_sniffer.analysis import payload
-from sio_sniffer.analysis.bookkeeping import Bounds, Flagger, Latencies, WakeBy, bound_counter
-from sio_sniffer.analysis.config import AnalysisConfig
+from sio_sniffer.analysis.bookkeeping import (
+    Latencies,
+    Part,
+    Shared,
+    bound_counter,
+)
 from sio_sniffer.analysis.correlate import Correlator, Expectation, rule_key
 from sio_sniffer.analysis.lost import Emission, LostJudge
-from sio_sniffer.analysis.sessions import SessionTable
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 
@@ -26,26 +29,21 @@ from sio_sniffer.model import flags as F
 ANCHOR_CHOICES = 8
 
 
-class Relay:
+class Relay(Part):
     """Opens, matches and judges expectations; keeps the recent emissions a lost one is
     compared with, and the relay counters of the summary."""
 
-    def __init__(self, config: AnalysisConfig, sessions: SessionTable, correlator: Correlator,
-                 server_nsps: OrderedDict[str, None], flag: Flagger, bounds: Bounds,
-                 wake_by: WakeBy) -> None:
-        self.config = config
-        self.profile = config.profile
-        self.sessions = sessions
+    def __init__(self, shared: Shared, correlator: Correlator,
+                 server_nsps: OrderedDict[str, None]) -> None:
+        super().__init__(shared)
         self.correlator = correlator
-        self.flag = flag
-        self.bounds = bounds
-        self.wake_by = wake_by
-        self.recent: deque[Emission] = deque(maxlen=config.max_recent_emits)
-        self.judge = LostJudge(config, correlator.rules, sessions, server_nsps, self.recent)
+        self.recent: deque[Emission] = deque(maxlen=self.config.max_recent_emits)
+        self.judge = LostJudge(self.config, correlator.rules, self.sessions, server_nsps,
+                               self.recent)
         self.relaying: OrderedDict[tuple[str | None, str | None], None] = OrderedDict()
         self.unrelayed: Counter[str] = Counter()
         self.lost_causes: Counter[str] = Counter()
-        self.latency = Latencies(config.latency_samples)
+        self.latency = Latencies(self.config.latency_samples)
         self.opened = 0
         self.matched = 0
 

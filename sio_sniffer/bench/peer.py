@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sio_sniffer.support.stats import percentile
+from sio_sniffer.model.stats import percentile
 
 
 def _emit_line(value: dict[str, Any]) -> None:

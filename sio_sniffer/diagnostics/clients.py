@@ -13,7 +13,7 @@ from typing import Any
 
 import socketio
 
-from sio_sniffer.support import stats
+from sio_sniffer.model import stats
 
 HOOK_DEBUG_ENV = "CLAUDE_MPM_HOOK_DEBUG"
 
@@ -123,7 +123,7 @@ async def drop_transport(client: socketio.AsyncClient) -> None:
 
 
 def percentile(values: list[float], pct: float) -> float:
-    """The project's percentile (:func:`sio_sniffer.support.stats.percentile`), 0.0 for no
+    """The project's percentile (:func:`sio_sniffer.model.stats.percentile`), 0.0 for no
     values: the reports print a number either way."""
     return stats.percentile(values, pct) or 0.0
 

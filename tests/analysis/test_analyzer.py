@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from analysis_wire import Wire, hook_body, relayed
 
 from sio_sniffer import model
 from sio_sniffer.analysis import AnalysisConfig, RoleRule, Rule, load_profile
 from sio_sniffer.analysis.config import KeyPath
 from sio_sniffer.model import flags as F
+from tests.analysis.analysis_wire import Wire, hook_body, relayed
 
 
 def mpm() -> AnalysisConfig:

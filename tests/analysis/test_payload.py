@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from analysis_wire import hook_body, relayed
-
 from sio_sniffer.analysis import payload
+from tests.analysis.analysis_wire import hook_body, relayed
 
 
 def test_innermost_dict_of_a_hook_body() -> None:

@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 import socketio
 from aiohttp import web
-from analysis_wire import hook_body
 
 from sio_sniffer import model
 from sio_sniffer.analysis import AnalysisConfig, load_profile
@@ -26,9 +25,10 @@ from sio_sniffer.diagnostics.server import DiagnosticServer, Faults
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from tests.analysis.analysis_wire import hook_body
+from tests.paths import NODE_MODULES
 
 HERE = Path(__file__).resolve().parent
-NODE_MODULES = HERE.parent / "node" / "node_modules"
 TIMEOUT = 10.0
 
 
@@ -163,7 +163,7 @@ async def healthy_end(rig: Rig) -> dict[str, Any]:
     return summary
 
 
-# -- 1, 2, 3, 4, 6, 7, 8: hook POSTs relayed by the diagnostic server (claude-mpm layout) ----
+# 1, 2, 3, 4, 6, 7, 8: hook POSTs relayed by the diagnostic server (claude-mpm layout).
 
 
 async def test_healthy_hook_relay_raises_no_flag() -> None:
@@ -264,7 +264,7 @@ async def test_8_correlation_id_dropped() -> None:
     assert flag.get("fields") == ["correlation_id"]
 
 
-# -- 5: CONNECT with auth never answered -------------------------------------------------------
+# 5: CONNECT with auth never answered.
 
 
 async def test_5_connect_with_auth_unanswered() -> None:
@@ -288,7 +288,7 @@ async def test_5_healthy_connect_with_auth() -> None:
         await healthy_end(rig)
 
 
-# -- 9: heartbeats -----------------------------------------------------------------------------
+# 9: heartbeats.
 
 
 async def raw_websocket_client(url: str, answer_pings: bool, pings: int) -> None:
@@ -336,7 +336,7 @@ async def test_9_healthy_heartbeats() -> None:
         await healthy_end(rig)
 
 
-# -- 10: server restarted under a polling client -------------------------------------------
+# 10: server restarted under a polling client.
 
 
 async def polling_client(url: str, restart: Callable[[], Awaitable[None]] | None) -> int:
@@ -386,7 +386,7 @@ async def test_10_healthy_polling_client() -> None:
         await healthy_end(rig)
 
 
-# -- 11: an ack that never comes (Node socket.io server) -----------------------------------
+# 11: an ack that never comes (Node socket.io server).
 
 
 @contextlib.asynccontextmanager
@@ -432,7 +432,7 @@ async def test_11_healthy_ack() -> None:
     assert summary["acks"]["paired"] == 1
 
 
-# -- 12: a broadcast that skips one of three dashboards ------------------------------------
+# 12: a broadcast that skips one of three dashboards.
 
 
 def relay_server(skip_last: bool) -> Callable[[socketio.AsyncServer, web.Application], None]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+from tests.paths import NODE_MODULES, ROOT
+
 TINY = {
     "burst-ws": ["--events", "300", "--dashboards", "2"],
     "burst-polling": ["--events", "300", "--dashboards", "2"],

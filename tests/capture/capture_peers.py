@@ -15,9 +15,8 @@ from aiohttp import web
 
 from sio_sniffer.capture import CaptureWriter
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from tests.paths import NODE_MODULES
 
-ROOT = Path(__file__).resolve().parents[2]
-NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 TOKEN = "tok-123"
 
 

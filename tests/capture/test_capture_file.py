@@ -34,6 +34,7 @@ from sio_sniffer.model.tap import (
     WsMessage,
     WsOpen,
 )
+from tests.paths import ROOT
 
 T0 = 1_718_000_000.25
 
@@ -144,7 +145,7 @@ while True:
     i += 1
 """
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parents[2])
+                            cwd=ROOT)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == b"ready"
     os.kill(proc.pid, signal.SIGKILL)

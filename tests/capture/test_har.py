@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from capture_peers import NODE_MODULES
 from playwright.async_api import async_playwright
 
 from sio_sniffer import model
 from sio_sniffer.capture.har import HarReader, is_har
 from sio_sniffer.model.tap import HttpRequest, WsMessage
 from sio_sniffer.report import build_report, open_inputs
+from tests.paths import NODE_MODULES
 
 HERE = Path(__file__).resolve().parent
 

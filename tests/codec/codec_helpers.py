@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
 from sio_sniffer.codec import EioPacket, EioType, SioPacket, SioType
+from tests.paths import NODE_DIR
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 VECTORS_JS = NODE_DIR / "vectors.js"
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codec_helpers import eio_packet, message
 
 from sio_sniffer.codec import (
     DecodeError,
@@ -29,6 +28,7 @@ from sio_sniffer.codec import (
     encode_polling_payload,
     encode_xhr2_payload,
 )
+from tests.codec.codec_helpers import eio_packet, message
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).with_name("vectors_eio3.json")).read_text("utf-8"))

@@ -6,15 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from codec_helpers import (
-    eio_packet,
-    from_json,
-    message,
-    run_node,
-    sio_packet,
-    to_json,
-    to_message,
-)
 
 from sio_sniffer.codec import (
     SioDecoder,
@@ -24,6 +15,15 @@ from sio_sniffer.codec import (
     encode_eio_packet,
     encode_polling_payload,
     encode_sio_packet,
+)
+from tests.codec.codec_helpers import (
+    eio_packet,
+    from_json,
+    message,
+    run_node,
+    sio_packet,
+    to_json,
+    to_message,
 )
 
 

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from diag_helpers import Dashboard
 
 from sio_sniffer.diagnostics.clients import close_client
 from sio_sniffer.diagnostics.server import DiagnosticServer
 from sio_sniffer.testing import Recorder
+from tests.diagnostics.diag_helpers import Dashboard
 
 ServerFactory = Callable[..., Any]
 

@@ -7,12 +7,11 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import socketio
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
 
 # Runs one subcommand module the way `sio-sniffer` does, without depending on the console script
 # being installed: the module's own add_arguments/run.

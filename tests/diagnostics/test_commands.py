@@ -8,9 +8,8 @@ import pty
 import sys
 from typing import Any
 
-from diag_helpers import run_subcommand, subcommand_env
-
 from sio_sniffer.diagnostics.server import Faults
+from tests.diagnostics.diag_helpers import run_subcommand, subcommand_env
 
 HOOK = "sio_sniffer.commands.hook_test"
 AUTH = "sio_sniffer.commands.auth_test"

@@ -7,9 +7,9 @@ import socket
 from typing import Any
 
 import pytest
-from diag_helpers import Finished, run_subcommand
 
 from sio_sniffer.diagnostics.server import Faults
+from tests.diagnostics.diag_helpers import Finished, run_subcommand
 
 MODULE = "sio_sniffer.commands.diagnose"
 

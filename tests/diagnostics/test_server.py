@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
-from diag_helpers import ROOT, RUNNER, Dashboard, hook_body, subcommand_env
 
 from sio_sniffer import model
 from sio_sniffer.diagnostics.server import (
@@ -22,6 +21,8 @@ from sio_sniffer.diagnostics.server import (
     fingerprint,
     room_for,
 )
+from tests.diagnostics.diag_helpers import RUNNER, Dashboard, hook_body, subcommand_env
+from tests.paths import ROOT
 
 
 async def post(url: str, body: Any) -> tuple[int, str]:

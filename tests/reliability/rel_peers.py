@@ -58,9 +58,6 @@ def host_port(url: str) -> tuple[str, int]:
     host, port = rest.rsplit(":", 1)
     return host, int(port)
 
-
-# -- raw WebSocket -------------------------------------------------------------------------------
-
 def ws_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True,
              rsv: int = 0, length: int | None = None) -> bytes:
     """One WebSocket frame; ``length`` overrides the announced payload length (to lie)."""
@@ -143,9 +140,6 @@ class RawWs:
 
     def close(self) -> None:
         self.writer.close()
-
-
-# -- upstreams that are not Socket.IO servers ---------------------------------------------------
 
 class _LoopbackUpstream:
     """A raw TCP server on a free loopback port; subclasses say what a connection gets."""

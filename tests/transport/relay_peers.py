@@ -23,8 +23,8 @@ from aiohttp import web
 
 from sio_sniffer.model.tap import TapEvent, WsMessage
 from sio_sniffer.transport.relay import Relay
+from tests.paths import NODE_DIR
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 AUTH = {"token": "s3cret", "n": 1}
 PAYLOAD = ("a", 1, {"deep": [True, None, "é€😀"]})
 NAMESPACES = ("/", "/admin")

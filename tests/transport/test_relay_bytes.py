@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from relay_peers import Tap, node_server, py_server, relay_to, relay_url
 
 from sio_sniffer.model.tap import (
     ConnClose,
@@ -38,6 +37,7 @@ from sio_sniffer.model.tap import (
 )
 from sio_sniffer.transport.relay import PortInUseError, Relay
 from tests.conftest import free_port
+from tests.transport.relay_peers import Tap, node_server, py_server, relay_to, relay_url
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

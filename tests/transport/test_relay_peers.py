@@ -5,17 +5,6 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from relay_peers import (
-    NodeProcess,
-    Tap,
-    node_full,
-    node_server,
-    py_full,
-    py_server,
-    relay_to,
-    relay_url,
-    ws_text,
-)
 
 from sio_sniffer.model.tap import (
     ConnClose,
@@ -26,6 +15,17 @@ from sio_sniffer.model.tap import (
     WsMessage,
     WsOpen,
     header,
+)
+from tests.transport.relay_peers import (
+    NodeProcess,
+    Tap,
+    node_full,
+    node_server,
+    py_full,
+    py_server,
+    relay_to,
+    relay_url,
+    ws_text,
 )
 
 TRANSPORTS = {

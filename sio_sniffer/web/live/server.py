@@ -136,8 +136,6 @@ class LiveUI:
         self.bound: list[tuple[str, int]] = []
         self.app = self.make_app()
 
-    # -- the record path -----------------------------------------------------------------------
-
     def sink(self, record: Record) -> None:
         """Sniffer sink: update the view state and queue the record for the pages."""
         self._seq += 1
@@ -195,8 +193,6 @@ class LiveUI:
     def records(self) -> int:
         """How many records the sink has been given."""
         return self._seq
-
-    # -- serving -------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:

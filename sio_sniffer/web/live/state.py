@@ -17,7 +17,7 @@ from typing import Any
 from sio_sniffer import model
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
-from sio_sniffer.support.stats import percentile
+from sio_sniffer.model.stats import percentile
 
 # Records the stream does not list one by one: heartbeats would drown the events, and rooms and
 # summaries are whole-session tables that reach the page through the snapshot.
@@ -203,8 +203,6 @@ class ViewState:
         bucket[0 if direction == "in" else 1] += 1
         self.totals[direction] += 1
 
-    # -- per kind ------------------------------------------------------------------------------
-
     def _eio_open(self, record: Record, client: Client | None, note: Note, seq: int) -> None:
         assert note.client is not None
         client = self._client(note.client, "session", record.ts)
@@ -325,8 +323,6 @@ class ViewState:
 
     def _summary(self, record: Record, client: Client | None, note: Note, seq: int) -> None:
         self.summary = dict(record.extra)
-
-    # -- snapshot ------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Connections, flow, stats: everything the page draws besides the stream."""

@@ -8,10 +8,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from dash_helpers import TIME_CELL, connected, post_hooks, probes
 from playwright.async_api import expect
 
 from sio_sniffer.diagnostics.clients import close_client, new_client, new_nonce
+from tests.web.dashboard.dash_helpers import TIME_CELL, connected, post_hooks, probes
 
 Factory = Callable[..., Any]
 SEED = ("/", "/hook", "/system")

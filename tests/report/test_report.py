@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from capture_peers import capture_lost_hook
 from playwright.async_api import async_playwright
 
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.model import Record
 from sio_sniffer.report import build_report, open_inputs, render_html
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.capture.capture_peers import capture_lost_hook
+from tests.paths import ROOT
 
 
 def sniffer(*args: str) -> subprocess.CompletedProcess[str]:

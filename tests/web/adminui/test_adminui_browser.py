@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import socketio
-from adminui_peers import PASSWORD, TOKEN, USER, setup_upstream
 from playwright.async_api import Page, Route, async_playwright, expect
 
 from tests.conftest import free_port
+from tests.paths import ROOT
+from tests.web.adminui.adminui_peers import PASSWORD, TOKEN, USER, setup_upstream
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from playwright.async_api import Page, expect
-from ui_peers import ROOT, Stack, node_env
 
 from sio_sniffer.model import Record
 from sio_sniffer.web.live import LiveUI
+from tests.paths import ROOT
+from tests.web.live.ui_peers import Stack, node_env
 
 StackFactory = Callable[..., Awaitable[Stack]]
 RECEIVED = "last => Number(document.getElementById('shown').dataset.last) >= last"

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from playwright.async_api import Page, expect
-from ui_peers import Stack
 
 from sio_sniffer.diagnostics.clients import hook_body, new_nonce
 from sio_sniffer.diagnostics.server import INGEST_PATH
+from tests.web.live.ui_peers import Stack
 
 StackFactory = Callable[..., Awaitable[Stack]]
 # The page has received every record up to the given number (the page's CSP forbids eval, so

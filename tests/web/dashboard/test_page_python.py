@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dash_helpers import TIME_CELL, connected, post_hooks, probes
 from playwright.async_api import expect
 
 from sio_sniffer.diagnostics.clients import close_client, new_client, new_nonce
 from sio_sniffer.diagnostics.server import Faults
 from sio_sniffer.model import fingerprint
+from tests.web.dashboard.dash_helpers import TIME_CELL, connected, post_hooks, probes
 
 Factory = Callable[..., Any]
 SEED = ("/", "/hook", "/system")

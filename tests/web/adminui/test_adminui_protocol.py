@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 import socketio
-from adminui_peers import (
+
+from sio_sniffer.pipeline.decode import fingerprint
+from tests.web.adminui.adminui_peers import (
     PASSWORD,
     TOKEN,
     USER,
@@ -17,8 +19,6 @@ from adminui_peers import (
     admin_client,
     rig,
 )
-
-from sio_sniffer.pipeline.decode import fingerprint
 
 CREDENTIALS = {"username": USER, "password": PASSWORD}
 

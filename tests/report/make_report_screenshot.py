@@ -1,7 +1,7 @@
 """Make examples/report.png: real captures (one with a swallowed hook POST) rendered by
 `sio-sniffer report --html` in headless Chromium.
 
-Run: python3 tests/capture/make_report_screenshot.py
+Run: python3 tests/report/make_report_screenshot.py
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from capture_peers import ROOT, AppServer, capture_lost_hook, capture_session
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.*
 
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.report import build_report, open_inputs, render_html
+from tests.capture.capture_peers import AppServer, capture_lost_hook, capture_session
+from tests.paths import ROOT
 
 
 async def main() -> None:

@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 import socketio
 from playwright.async_api import Page, expect
-from ui_peers import ROOT
 
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.capture import CaptureWriter
@@ -21,6 +20,7 @@ from sio_sniffer.diagnostics.clients import close_client, hook_body, new_nonce
 from sio_sniffer.diagnostics.server import INGEST_PATH, DiagnosticServer
 from sio_sniffer.model import Record
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from tests.paths import ROOT
 
 DEADLINE = 0.1
 

@@ -16,9 +16,9 @@ from playwright.async_api import Browser, Page, async_playwright
 from sio_sniffer.diagnostics.browser import CHROMIUM, CHROMIUM_ARGS
 from sio_sniffer.diagnostics.server import DiagnosticServer
 from sio_sniffer.web.dashboard_page import DashboardPage
+from tests.paths import NODE_MODULES
 
 HERE = Path(__file__).resolve().parent
-NODE_MODULES = HERE.parent / "node" / "node_modules"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The one percentile of the project (live page, diagnostics, bench peers).
+"""The one percentile of the project (analysis summary, live page, diagnostics, bench peers).
 
 The sample at index ``floor(p * n)`` of the sorted samples (capped at the last): the rule the
 Node bench peer uses too, so Python and Node figures of one bench run are comparable.

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
-from ui_peers import CHROMIUM_ARGS, Stack
+
+from tests.web.live.ui_peers import CHROMIUM_ARGS, Stack
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ from aiohttp import web
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.web.adminui import AdminUIBridge
+from tests.paths import NODE_MODULES
 
 TOKEN = "s3cret-admin-ui-token"
 USER = "admin"
 PASSWORD = "pa55-w0rd"
-NODE_MODULES = Path(__file__).resolve().parents[1] / "node" / "node_modules"
 NODE_CLIENT = Path(__file__).resolve().parent / "node_client.js"
 
 

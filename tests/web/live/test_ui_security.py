@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from playwright.async_api import Page, expect
-from ui_peers import Stack
 
 from sio_sniffer.commands.options import parse_ui_address
 from sio_sniffer.model.addresses import is_loopback
 from sio_sniffer.web.live import LiveUI
+from tests.web.live.ui_peers import Stack
 
 StackFactory = Callable[..., Awaitable[Stack]]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import socketio
-from capture_peers import TOKEN, AppServer, capture_session
 
 from sio_sniffer.capture import CaptureReader
 from sio_sniffer.replay import ServedCapture, build_script, replay
+from tests.capture.capture_peers import TOKEN, AppServer, capture_session
 
 
 @pytest.fixture
