@@ -34,12 +34,14 @@ from sio_sniffer.bench.workloads import (
     DEFAULT_SOAK_RATE,
     DEFAULT_WORKLOADS,
     WORKLOADS,
+    BenchConfig,
     Run,
     Workload,
     build_workloads,
 )
 
 __all__ = ["DEFAULT_SOAK_RATE", "DEFAULT_WORKLOADS", "NODE_MODULES_ENV", "WORKLOADS", "Bench",
+           "BenchConfig",
            "BenchError", "Child", "Peers", "Row", "Run", "Workload", "bench", "build_workloads",
            "cache_dir", "cpu_seconds", "find_peers", "proc_status", "process_tree",
            "render_table", "summarize", "wait_idle"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -23,11 +22,11 @@ from sio_sniffer.bench.processes import (
     start_sniffer,
 )
 from sio_sniffer.bench.table import describe_run, figure, render_table, summarize
-from sio_sniffer.bench.workloads import Run, Workload, build_workloads
+from sio_sniffer.bench.workloads import BenchConfig, Run, Workload, build_workloads
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, peers: Peers,
+    def __init__(self, args: BenchConfig, peers: Peers,
                  say: Callable[[str], None]) -> None:
         self.args = args
         self.peers = peers
@@ -106,7 +105,7 @@ def _raise_fd_limit() -> None:
                                                         else 65536, hard))
 
 
-async def bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+async def bench(args: BenchConfig, out: IO[str], err: IO[str]) -> int:
     def say(message: str) -> None:
         if not args.quiet:
             print(f"bench: {message}", file=err, flush=True)

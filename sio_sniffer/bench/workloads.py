@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +11,39 @@ DEFAULT_WORKLOADS = ("burst-ws", "burst-polling", "paced", "fanout", "soak")
 # is what the observer process works off on these 2-core machines while the peers and the relay
 # take their share; faster, the copies queue up in the relay and the soak measures that queue.
 DEFAULT_SOAK_RATE = 10_000.0
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `sio-sniffer bench` was asked to run (the command's options, typed)."""
+
+    workload: list[str]
+    command_line: str
+    reps: int = 5
+    events: int = 20_000
+    dashboards: int = 5
+    payload: int = 100
+    rate: float = 500.0
+    duration: float = 10.0
+    paced_reps: int = 3
+    clients: int = 1000
+    broadcasts: int = 5
+    interval: float = 1.0
+    fanout_transports: list[str] = field(default_factory=lambda: ["polling", "websocket"])
+    soak_events: int = 1_000_000
+    soak_dashboards: int = 1
+    soak_rate: float = DEFAULT_SOAK_RATE
+    window: int = 2000
+    against: str | None = None
+    peers: str = "auto"
+    node_modules: str | None = None
+    sniffer_loop: str = "auto"
+    sniffer_args: list[str] = field(default_factory=list)
+    stall: float = 30.0
+    keep_logs: str | None = None
+    json: bool = False
+    markdown: bool = False
+    quiet: bool = False
 
 
 @dataclass
@@ -35,7 +67,7 @@ class Workload:
                 "stallMs": int(stall_s * 1000)}
 
 
-def build_workloads(args: argparse.Namespace) -> list[Workload]:
+def build_workloads(args: BenchConfig) -> list[Workload]:
     extra = ("mitmproxy",) if args.against == "mitmproxy" else ()
     ab = ("direct", "sniffer", *extra)
     out = []

@@ -9,42 +9,20 @@ import argparse
 import asyncio
 import shlex
 import sys
+from dataclasses import fields
 
 from sio_sniffer.bench import (
     DEFAULT_SOAK_RATE,
     DEFAULT_WORKLOADS,
     NODE_MODULES_ENV,
     WORKLOADS,
+    BenchConfig,
     BenchError,
     bench,
     cache_dir,
 )
+from sio_sniffer.commands.options import csv, non_negative_float, positive_float, positive_int
 from sio_sniffer.support import loops
-
-
-def _positive_int(value: str) -> int:
-    n = int(value)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return n
-
-
-def _positive_float(value: str) -> float:
-    n = float(value)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return n
-
-
-def _non_negative_float(value: str) -> float:
-    n = float(value)
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{value} is not 0 or a positive number")
-    return n
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _workloads(value: str) -> list[str]:
@@ -60,39 +38,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", "-w", type=_workloads, action="extend", metavar="NAME[,NAME]",
                    help=f"what to run (repeatable): {', '.join(WORKLOADS)} or all "
                         f"(default: all)")
-    p.add_argument("--reps", type=_positive_int, default=5,
+    p.add_argument("--reps", type=positive_int, default=5,
                    help="A/B repetitions of each burst workload (default 5)")
-    p.add_argument("--events", type=_positive_int, default=20_000,
+    p.add_argument("--events", type=positive_int, default=20_000,
                    help="events per burst (default 20000)")
-    p.add_argument("--dashboards", type=_positive_int, default=5,
+    p.add_argument("--dashboards", type=positive_int, default=5,
                    help="dashboard clients in the burst and paced workloads (default 5)")
     p.add_argument("--payload", type=int, default=100, metavar="BYTES",
                    help="padding carried by each event (default 100)")
-    p.add_argument("--rate", type=_positive_float, default=500.0,
+    p.add_argument("--rate", type=positive_float, default=500.0,
                    help="paced: events per second (default 500)")
-    p.add_argument("--duration", type=_positive_float, default=10.0,
+    p.add_argument("--duration", type=positive_float, default=10.0,
                    help="paced: seconds per run (default 10)")
-    p.add_argument("--paced-reps", type=_positive_int, default=3,
+    p.add_argument("--paced-reps", type=positive_int, default=3,
                    help="A/B repetitions of the paced workload (default 3)")
-    p.add_argument("--clients", type=_positive_int, default=1000,
+    p.add_argument("--clients", type=positive_int, default=1000,
                    help="fanout: concurrent clients (default 1000)")
-    p.add_argument("--broadcasts", type=_positive_int, default=5,
+    p.add_argument("--broadcasts", type=positive_int, default=5,
                    help="fanout: broadcasts, one per --interval (default 5)")
-    p.add_argument("--interval", type=_positive_float, default=1.0,
+    p.add_argument("--interval", type=positive_float, default=1.0,
                    help="fanout: seconds between broadcasts (default 1)")
     p.add_argument("--fanout-transports", default=["polling", "websocket"],
-                   type=_csv,
+                   type=csv,
                    help="fanout: the clients' transports (default polling,websocket: the "
                         "upgrade path browsers take)")
-    p.add_argument("--soak-events", type=_positive_int, default=1_000_000,
+    p.add_argument("--soak-events", type=positive_int, default=1_000_000,
                    help="soak: events through the sniffer (default 1000000)")
-    p.add_argument("--soak-dashboards", type=_positive_int, default=1,
+    p.add_argument("--soak-dashboards", type=positive_int, default=1,
                    help="soak: dashboard clients (default 1)")
-    p.add_argument("--soak-rate", type=_non_negative_float, default=DEFAULT_SOAK_RATE,
+    p.add_argument("--soak-rate", type=non_negative_float, default=DEFAULT_SOAK_RATE,
                    help=f"soak: events per second (default {DEFAULT_SOAK_RATE:g}: sustained load, "
                         "which the observer keeps up with; 0: as fast as the peers go, which "
                         "measures the relay's buffer of copies the observer has yet to work off)")
-    p.add_argument("--window", type=_positive_int, default=2000,
+    p.add_argument("--window", type=positive_int, default=2000,
                    help="soak: events in flight at most (default 2000)")
     p.add_argument("--against", choices=("mitmproxy",),
                    help="also run each burst and paced workload through mitmdump (must be on "
@@ -108,7 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "proxy command runs by default)")
     p.add_argument("--sniffer-args", type=shlex.split, default=[], metavar="ARGS",
                    help="extra arguments for `sio-sniffer proxy`, e.g. '--profile claude-mpm'")
-    p.add_argument("--stall", type=_positive_float, default=30.0, metavar="SECONDS",
+    p.add_argument("--stall", type=positive_float, default=30.0, metavar="SECONDS",
                    help="give a run up when no event arrived for this long (default 30)")
     p.add_argument("--keep-logs", metavar="DIR", help="keep the sniffer's JSON logs here")
     p.add_argument("--json", action="store_true", help="print every run and the table as JSON")
@@ -148,14 +126,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.workload:
         args.workload = list(DEFAULT_WORKLOADS)
     args.workload = list(dict.fromkeys(args.workload))
-    args.command_line = command_line(args)
+    again = command_line(args)
     try:
         args.sniffer_loop = loops.resolve(args.sniffer_loop)
     except loops.LoopError as exc:
         print(f"sio-sniffer: {exc}", file=sys.stderr)
         return 2
+    config = BenchConfig(command_line=again, **{
+        f.name: getattr(args, f.name) for f in fields(BenchConfig) if f.name != "command_line"})
     try:
-        return asyncio.run(bench(args, sys.stdout, sys.stderr))
+        return asyncio.run(bench(config, sys.stdout, sys.stderr))
     except BenchError as exc:
         print(f"sio-sniffer: bench: {exc}", file=sys.stderr)
         return 1

@@ -49,6 +49,27 @@ def positive_mib(value: str) -> int:
     return number
 
 
+def positive_int(value: str) -> int:
+    n = int(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return n
+
+
+def positive_float(value: str) -> float:
+    n = float(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return n
+
+
+def non_negative_float(value: str) -> float:
+    n = float(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not 0 or a positive number")
+    return n
+
+
 def csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
