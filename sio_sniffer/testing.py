@@ -54,9 +54,10 @@ class Recorder:
     async def wait(self, kind: str, timeout: float = 10, **fields: Any) -> Record:
         """The first record of ``kind`` whose fields (or extra keys) equal ``fields``."""
 
-        def check(r: Record) -> bool:
-            return r.event == kind and _matches(r, fields)
+        return await self.wait_for(lambda r: r.event == kind and _matches(r, fields), timeout)
 
+    async def wait_for(self, check: Callable[[Record], bool], timeout: float = 10) -> Record:
+        """The first record, heard already or to come, for which ``check`` is true."""
         for record in self.records:
             if check(record):
                 return record

@@ -161,6 +161,7 @@ class Analyzer:
                              "dropped_table_full": self.correlator.dropped,
                              "lost_by_cause": dict(relay.lost_causes),
                              "client_events_never_relayed": dict(relay.unrelayed.most_common(10)),
+                             "never_relayed": dict(relay.never_relayed.most_common(10)),
                              "relay_latency": relay.latency.describe()},
             "acks": {"paired": pairing.ack_latency.count, "missing": pairing.acks_missing,
                      "unmatched": pairing.acks_unmatched, **pairing.ack_latency.describe()},

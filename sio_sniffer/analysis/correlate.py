@@ -45,6 +45,9 @@ class Expectation:
     status: int | None = None
     duration_ms: float | None = None
     echoed: bool = False
+    # The name it came back to its sender under: the same name is an echo, another one an
+    # answer (a request and its reply, such as ping and pong).
+    echo_name: str | None = None
     fields: tuple[str, ...] = ()  # required fields (profile) the ingested payload carried
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -194,6 +197,8 @@ class Correlator:
             if payload.contains(args, exp.target):
                 if recipient is not None and recipient == exp.eio_sid:
                     exp.echoed = True
+                    if exp.echo_name is None:
+                        exp.echo_name = name
                     echoed.append(exp)
                     continue
                 return exp, echoed

@@ -22,6 +22,8 @@ from sio_sniffer.model import flags as F
 # A client refused on another namespace usually gives up for good: the judgement looks this far
 # back (seconds) for it.
 NAMESPACE_LOOKBACK = 60.0
+ECHO_HINT = ("the server emits to the sender's sid: broadcast to the namespace/room instead "
+             "(python-socketio: emit without to=sid; JS: io.emit / socket.broadcast.emit)")
 
 
 @dataclass(slots=True)
@@ -34,6 +36,7 @@ class Emission:
     args: Any
     recipient: str | None
     pairs: frozenset[tuple[str, Any]] | None = None
+    matched: bool = False  # it closed an expectation: it is that event, not a changed other one
 
 
 class LostJudge:
@@ -41,13 +44,16 @@ class LostJudge:
     owned elsewhere) to explain a lost expectation."""
 
     def __init__(self, config: AnalysisConfig, rules: tuple[Rule, ...], sessions: SessionTable,
-                 server_nsps: OrderedDict[str, None], recent: deque[Emission]) -> None:
+                 server_nsps: OrderedDict[str, None], recent: deque[Emission],
+                 relayed_to: OrderedDict[tuple[str | None, str | None], str | None]) -> None:
         self.config = config
         self.profile = config.profile
         self.rules = rules
         self.sessions = sessions
         self.server_nsps = server_nsps
         self.recent = recent
+        # (nsp, name) of a client event kind -> the namespace it last came out on.
+        self.relayed_to = relayed_to
 
     def expected_nsp(self, exp: Expectation) -> str:
         """The namespace ``exp`` should have come out on."""
@@ -56,8 +62,13 @@ class LostJudge:
             return rule.out_nsp
         if self.profile is not None and self.profile.nsp:
             return self.profile.nsp
-        if exp.source == "event" and exp.nsp:
-            return exp.nsp
+        if exp.source == "event":
+            # Where this kind came out before is where it is expected next.
+            seen = self.relayed_to.get((exp.nsp, exp.name))
+            if seen is not None:
+                return seen
+            if exp.nsp:
+                return exp.nsp
         if len(self.server_nsps) == 1:
             return next(iter(self.server_nsps))
         return "/"
@@ -77,10 +88,7 @@ class LostJudge:
             fields["receivers"] = [s.eio_sid for s in receivers]
             return (F.LOST_ECHO_ONLY,
                     f"it was delivered only back to its sender, not to the "
-                    f"{len(receivers)} other client(s) on {nsp}",
-                    "the server emits to the sender's sid: broadcast to the namespace/room "
-                    "instead (python-socketio: emit without to=sid; JS: io.emit / "
-                    "socket.broadcast.emit)")
+                    f"{len(receivers)} other client(s) on {nsp}", ECHO_HINT)
         reconnecting = self._reconnecting(exp, nsp, others, receivers, fields)
         if reconnecting is not None:
             return reconnecting
@@ -93,6 +101,9 @@ class LostJudge:
             return changed
         on_nsp = [e for e in candidates if e.nsp == nsp]
         labels = ", ".join(s.label() for s in receivers[:4])
+        not_emitted = self._not_emitted(exp, nsp, receivers, on_nsp, fields)
+        if not_emitted is not None:
+            return not_emitted
         if not on_nsp:
             return (F.LOST_NOT_DELIVERED,
                     f"{len(receivers)} client(s) connected on {nsp} ({labels}) received nothing "
@@ -160,19 +171,107 @@ class LostJudge:
                 "no dashboard was listening: open it (pointed at this proxy's port) before "
                 "the events are sent; the server does not keep events for later")
 
+    def never_relayed(self, exp: Expectation, ts: float, others: list[Session],
+                      fields: dict[str, Any]) -> tuple[str, str, str, str] | None:
+        """``(kind, code, cause, hint)`` for a client event of a kind the server has never
+        relayed, judged at ``ts``; None when the server was busy sending other things to
+        other clients meanwhile (it answers requests, it does not relay them)."""
+        nsp = self.expected_nsp(exp)
+        candidates = [e for e in self.recent
+                      if exp.ts <= e.ts <= ts and e.recipient != exp.eio_sid]
+        changed = self._changed(exp, nsp, candidates, fields, strong=True)
+        if changed is not None:
+            return (F.LOST, *changed)
+        if any(s.last_out is not None and s.last_out >= exp.ts for s in others):
+            return None
+        waited = ts - exp.ts
+        hint = ("likeliest first: the server emits on a namespace nobody is on (`sio-sniffer "
+                "diagnose URL --nsp /,...` shows which namespaces it accepts and whether a test "
+                "event comes out); it emits to a room nobody joined (check the emit's room=/to= "
+                "against what the receivers join); the handler does not relay, or raises (the "
+                "server's log shows it); nobody who should receive it is connected. A [[rule]] "
+                "in --rules saying where this event comes out makes each one judged as lost")
+        if not others:
+            return (F.NEVER_RELAYED, F.NEVER_RELAYED_NOBODY_ELSE,
+                    f"no other client was connected, and the server sent nothing in the "
+                    f"{waited:g} s after it; no {exp.name!r} from {exp.nsp} has come out of the "
+                    f"server so far", hint)
+        parts = [f"{s.eio_sid} on {', '.join(connected) or 'no namespace'} ({s.role()})"
+                 for s in others[:6]
+                 for connected in [[n for n, st in s.nsps.items() if st.state == "connected"]]]
+        fields["clients"] = [f"{s.eio_sid} {n}" for s in others[:16]
+                             for n, st in s.nsps.items() if st.state == "connected"]
+        return (F.NEVER_RELAYED, F.NEVER_RELAYED_NOBODY_RECEIVED,
+                f"{len(others)} other client(s) were connected ({'; '.join(parts)}) and the "
+                f"server sent them nothing in the {waited:g} s after it; no {exp.name!r} from "
+                f"{exp.nsp} has come out of the server so far", hint)
+
+    def echo_elsewhere(self, exp: Expectation,
+                       others: list[Session]) -> tuple[str, str, str] | None:
+        """An event echoed to its sender under its own name while listeners (clients that
+        never sent an event) waited elsewhere: ``(code, cause, hint)``; None for an answer
+        (another name: a request and its reply) or when nobody else listened."""
+        if exp.echo_name != exp.name:
+            return None
+        listeners = [(s, n) for s in others if s.role() == "dashboard"
+                     for n, st in s.nsps.items() if st.state == "connected"]
+        if not listeners:
+            return None
+        parts = "; ".join(f"{s.eio_sid} on {n}" for s, n in listeners[:6])
+        return (F.LOST_ECHO_ONLY,
+                f"it was delivered only back to its sender on {exp.nsp}, while "
+                f"{len(listeners)} listening client(s) waited: {parts}", ECHO_HINT)
+
+    def _not_emitted(self, exp: Expectation, nsp: str, receivers: list[Session],
+                     on_nsp: list[Emission],
+                     fields: dict[str, Any]) -> tuple[str, str, str] | None:
+        """The receivers are on ``nsp`` and events like this one reach them (the kind came
+        out there before, or others of the window closed their own expectations): this one was
+        not emitted. None without that evidence."""
+        expected_name = self._expected_name(exp)
+        relayed_before = exp.source == "event" and (exp.nsp, exp.name) in self.relayed_to
+        siblings = [e for e in on_nsp
+                    if e.matched and (expected_name is None or e.name == expected_name)]
+        if not (relayed_before or siblings):
+            return None
+        labels = ", ".join(s.label() for s in receivers[:4])
+        ids = [d for e in siblings[:1] for d in payload.identity_conflicts(exp.payload, e.args)]
+        fields["not_emitted"] = {"receivers": len(receivers), "siblings_emitted": len(siblings),
+                                 "differs": ids}
+        kind = (f"{exp.name!r} from {exp.nsp}" if exp.source == "event"
+                else f"what is POSTed to {exp.path}")
+        seen = "came out on" if relayed_before else "was coming out on"
+        meanwhile = ""
+        if siblings:
+            meanwhile = (f"; it emitted {len(siblings)} other one(s) meanwhile"
+                         + (f" (this one: {', '.join(ids)})" if ids else ""))
+        return (F.LOST_NOT_EMITTED,
+                f"the server did not emit it: {kind} {seen} {nsp}, where {len(receivers)} "
+                f"client(s) were connected ({labels}){meanwhile}",
+                "the server's relay skipped this event: look in its log for an error in the "
+                "handler at that time, and for a condition in the handler (a filter, a dedupe, a "
+                "rate limit, a missing await) that drops it")
+
     def _changed(self, exp: Expectation, nsp: str, candidates: list[Emission],
-                 fields: dict[str, Any]) -> tuple[str, str, str] | None:
-        """The emission most like ``exp``'s payload, if any shares a field or the name."""
+                 fields: dict[str, Any], strong: bool = False) -> tuple[str, str, str] | None:
+        """The emission most like ``exp``'s payload, if any shares a field or the name and is
+        not another event (one that closed another expectation, or whose ids differ).
+        ``strong`` asks for the same name or half of the fields in common."""
         expected_name = self._expected_name(exp)
         best: tuple[tuple[float, int, float], Emission, tuple[int, int]] | None = None
         wanted = payload.pairs(exp.payload)
         for emission in candidates:
+            if emission.matched:
+                continue
             if emission.pairs is None:
                 emission.pairs = payload.pairs(emission.args)
             same, total = payload.similarity(wanted, emission.pairs)
             name_bonus = 1 if expected_name and emission.name == expected_name else 0
             score = (same / total if total else 0.0, name_bonus, -(emission.ts - exp.ts))
-            if (same or name_bonus) and (best is None or score > best[0]):
+            if strong and not ((name_bonus and same) or (total and same * 2 >= total)):
+                continue
+            if (same or name_bonus) and (best is None or score > best[0]) \
+                    and not payload.identity_conflicts(exp.payload, emission.args, limit=1):
                 best = (score, emission, (same, total))
         if best is None:
             return None

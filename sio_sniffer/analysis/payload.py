@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,13 @@ import orjson
 MAX_NODES = 2000
 MAX_DEPTH = 32
 Scalar = str | int | float
+# Keys that name one event among others of its kind: ids (``id``, ``correlation_id``,
+# ``requestId``), sequence numbers, nonces. Two payloads whose values differ under such a key are
+# two events, however alike the rest of them is.
+IDENTITY_KEY = re.compile(
+    r"(?:^(?:id|uuid|guid|seq|sequence|nonce|serial|n|index|idx|counter)$"
+    r"|[_\-.](?:id|uuid|guid|seq|no|num|nonce)$|[a-z](?:Id|ID|Uuid|Seq|Num)$|correlation)",
+)
 
 
 def canonical(value: Any) -> bytes:
@@ -260,6 +268,26 @@ def differences(needle: Any, hay: Any, limit: int = 4) -> list[str]:
     out.extend(changed[:limit])
     if len(chain) > 1 and not contains(hay, chain[-1]):
         out.append("the innermost dict does not reappear")
+    return out
+
+
+def identity_conflicts(needle: Any, hay: Any, limit: int = 4) -> list[str]:
+    """The identifying keys (:data:`IDENTITY_KEY`) of ``needle`` that ``hay`` carries with other
+    values only, as ``"correlation_id 'x-2' (it carries 'x-3')"``: then ``hay`` is another event."""
+    hay_values: dict[str, list[Any]] = {}
+    for key, value in scalars(hay):
+        if key and IDENTITY_KEY.search(key):
+            hay_values.setdefault(key, []).append(value)
+    out: list[str] = []
+    seen: set[str] = set()
+    for key, value in scalars(needle):
+        if key in seen or key not in hay_values or isinstance(value, bool) or value is None:
+            continue
+        seen.add(key)
+        if not any(_scalar_equal(value, v) for v in hay_values[key]):
+            out.append(f"{key} {_short(value)} (it carries {_short(hay_values[key][0])})")
+            if len(out) >= limit:
+                break
     return out
 
 

@@ -27,6 +27,9 @@ from sio_sniffer.model import flags as F
 # How many distinctive scalars of an ingested payload are offered to the correlator, which
 # indexes the expectation under the least shared of them.
 ANCHOR_CHOICES = 8
+# How many events of a kind must come in, each with the server silent to everyone else, before
+# the kind is flagged never_relayed.
+NEVER_RELAYED_AFTER = 2
 
 
 class Relay(Part):
@@ -38,10 +41,14 @@ class Relay(Part):
         super().__init__(shared)
         self.correlator = correlator
         self.recent: deque[Emission] = deque(maxlen=self.config.max_recent_emits)
+        self.relaying: OrderedDict[tuple[str | None, str | None], str | None] = OrderedDict()
         self.judge = LostJudge(self.config, correlator.rules, self.sessions, server_nsps,
-                               self.recent)
-        self.relaying: OrderedDict[tuple[str | None, str | None], None] = OrderedDict()
+                               self.recent, self.relaying)
         self.unrelayed: Counter[str] = Counter()
+        # Client event kinds flagged never_relayed (one flag per kind; the rest are counted in
+        # ``never_relayed``) until one of them comes out.
+        self.never_flagged: OrderedDict[str, None] = OrderedDict()
+        self.never_relayed: Counter[str] = Counter()
         self.lost_causes: Counter[str] = Counter()
         self.latency = Latencies(self.config.latency_samples)
         self.opened = 0
@@ -88,12 +95,14 @@ class Relay(Part):
         """An outgoing event first delivered to ``recipient``: closes the expectation it
         carries. Returns the ids of the expectations it only echoed back to their sender, and
         whether it closed one."""
-        self.recent.append(Emission(record.ts, record.nsp, record.name, record.args, recipient))
+        emission = Emission(record.ts, record.nsp, record.name, record.args, recipient)
+        self.recent.append(emission)
         if not self.correlator.open:
             return [], False
         exp, echoed = self.correlator.match(record.nsp, record.name, record.args, record.ts,
                                             recipient)
         if exp is not None:
+            emission.matched = True
             self._matched(exp, record)
         return [e.id for e in echoed], exp is not None
 
@@ -117,8 +126,10 @@ class Relay(Part):
         self.matched += 1
         self.latency.add(max(0.0, out.ts - exp.ts))
         if exp.source == "event":
-            self.relaying[(exp.nsp, exp.name)] = None
+            self.relaying[(exp.nsp, exp.name)] = out.nsp
+            self.relaying.move_to_end((exp.nsp, exp.name))
             self.bounds.bound(self.relaying, 256)
+            self.never_flagged.pop(f"{exp.nsp} {exp.name}", None)
         lost = [f for f in exp.fields if not payload.has_key(out.args, f)]
         if lost:
             what = f"POST {exp.path}" if exp.source == "http" else f"{exp.name!r} from a client"
@@ -130,25 +141,51 @@ class Relay(Part):
                       dedupe=(out.nsp, out.name, tuple(lost)), fields=lost)
 
     def judge_lost(self, exp: Expectation, ts: float) -> None:
-        if exp.source == "event" and not self._must_relay(exp):
-            self.unrelayed[f"{exp.nsp} {exp.name}"] += 1
-            bound_counter(self.unrelayed, 256)
-            return
         nsp = self.judge.expected_nsp(exp)
         others = [s for s in self.sessions.open.values() if s.eio_sid != exp.eio_sid]
         receivers = [s for s in others if s.connected(nsp)]
-        if exp.echoed and not receivers:
-            self.matched += 1
-            return
+        fields: dict[str, Any] = {"expected_nsp": nsp, "waited_s": round(ts - exp.ts, 3),
+                                  "ingest_status": exp.status}
+        must_relay = exp.source != "event" or self._must_relay(exp)
+        verdict: tuple[str, str, str, str] | None
+        if exp.echoed and (not receivers or not must_relay):
+            # Back to the sender only: a request answered, unless listeners waited elsewhere.
+            echo = self.judge.echo_elsewhere(exp, others)
+            if echo is None:
+                self.matched += 1
+                return
+            verdict = (F.LOST, *echo)
+        elif must_relay:
+            verdict = (F.LOST, *self.judge.cause(exp, nsp, ts, others, receivers, fields))
+        else:
+            kind = f"{exp.nsp} {exp.name}"
+            self.unrelayed[kind] += 1
+            bound_counter(self.unrelayed, 256)
+            verdict = self.judge.never_relayed(exp, ts, others, fields)
+            if verdict is None:
+                return
+            if verdict[0] == F.NEVER_RELAYED:
+                # One such event may be a request the server only consumes (a join nothing
+                # follows); the second of a kind with the server silent to everyone is a relay
+                # that relays nothing.
+                self.never_relayed[kind] += 1
+                bound_counter(self.never_relayed, 256)
+                if self.never_relayed[kind] < NEVER_RELAYED_AFTER:
+                    return
+                if kind in self.never_flagged:
+                    self.flag.suppressed[F.NEVER_RELAYED] += 1
+                    return
+                self.never_flagged[kind] = None
+                self.bounds.bound(self.never_flagged, 256)
+        flag, code, cause, hint = verdict
         what = (f"POST {exp.path}" if exp.source == "http"
                 else f"{exp.name!r} from {self.sessions.label(exp.eio_sid)} on {exp.nsp}")
-        waited = ts - exp.ts
-        head = f"{what} did not come out within {waited:g} s: "
-        fields: dict[str, Any] = {"expected_nsp": nsp, "waited_s": round(waited, 3),
-                                  "ingest_status": exp.status}
-        code, cause, hint = self.judge.cause(exp, nsp, ts, others, receivers, fields)
-        self.lost_causes[code] += 1
-        self.flag(ts, F.LOST, code, head + cause, hint, None, path=exp.path, conn=exp.conn,
+        if flag == F.LOST:
+            self.lost_causes[code] += 1
+            head = f"{what} did not come out within {ts - exp.ts:g} s: "
+        else:
+            head = f"{what} was never relayed: "
+        self.flag(ts, flag, code, head + cause, hint, None, path=exp.path, conn=exp.conn,
                   eio_sid=exp.eio_sid, nsp=exp.nsp, name=exp.name, dir="in", **fields)
 
     def _must_relay(self, exp: Expectation) -> bool:

@@ -27,10 +27,11 @@ PAYLOAD_TOO_LARGE = "payload_too_large"
 UNLISTENED_EVENT = "unlistened_event"
 DECODE_ERROR = "decode_error"
 PARTIAL_BROADCAST = "partial_broadcast"
+NEVER_RELAYED = "never_relayed"
 
-KINDS = (LOST, FIELDS_LOST, CONNECT_UNANSWERED, CONNECT_ERROR, ACK_MISSING, UNKNOWN_SID,
-         PING_TIMEOUT, UPGRADE_FAILED, DUPLICATE, INGEST_REJECTED, SLOW_INGEST, PAYLOAD_TOO_LARGE,
-         UNLISTENED_EVENT, DECODE_ERROR, PARTIAL_BROADCAST)
+KINDS = (LOST, NEVER_RELAYED, FIELDS_LOST, CONNECT_UNANSWERED, CONNECT_ERROR, ACK_MISSING,
+         UNKNOWN_SID, PING_TIMEOUT, UPGRADE_FAILED, DUPLICATE, INGEST_REJECTED, SLOW_INGEST,
+         PAYLOAD_TOO_LARGE, UNLISTENED_EVENT, DECODE_ERROR, PARTIAL_BROADCAST)
 
 # Causes of a ``lost`` flag, judged from the state when the deadline passed.
 LOST_INGEST_ERROR = "ingest_error"
@@ -40,7 +41,13 @@ LOST_RECONNECTING = "receiver_reconnecting"
 LOST_ECHO_ONLY = "echo_only"
 LOST_EMITTED_OTHER = "emitted_other"
 LOST_NOT_DELIVERED = "not_delivered"
+LOST_NOT_EMITTED = "not_emitted"
 LOST_UNKNOWN = "unknown"
+
+# Causes of a ``never_relayed`` flag: a client event kind the server has never relayed, and
+# while one came in the server sent nothing to anyone else.
+NEVER_RELAYED_NOBODY_RECEIVED = "nobody_received"
+NEVER_RELAYED_NOBODY_ELSE = "nobody_else"
 
 _CONTEXT = ("conn", "eio_sid", "transport", "dir", "nsp", "sio_sid", "name", "ack_id")
 
