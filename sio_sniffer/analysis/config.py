@@ -164,6 +164,8 @@ class AnalysisConfig:
     duplicate_window: float = 1.0
     connect_deadline: float = 3.0
     ack_deadline: float = 5.0
+    # A lost event that still comes out this long after its deadline is reported late.
+    late_window: float = 10.0
     slow_ingest_ms: float | None = None
     ingest_max_body: int | None = None
     ping_grace: float = 0.5
@@ -178,6 +180,7 @@ class AnalysisConfig:
     max_pending: int = 20_000
     max_rooms: int = 256
     max_recent_emits: int = 256
+    max_late_watch: int = 256  # lost events watched for a late delivery
     flag_repeat: float = 10.0
     latency_samples: int = 4096
 

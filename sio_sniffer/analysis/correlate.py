@@ -102,12 +102,18 @@ class Correlator:
         while len(self.open) > self.max_open:
             oldest = next(iter(self.open.values()))
             self.remove(oldest)
-            self.dropped += 1
+            if "lost_code" not in oldest.extra:  # a judged one only stops being watched
+                self.dropped += 1
             evicted.append(oldest)
         if len(self.deadlines) > 4 * self.max_open + 64:
             self.deadlines = [d for d in self.deadlines if d[1] in self.open]
             heapq.heapify(self.deadlines)
         return evicted
+
+    def waiting(self) -> int:
+        """Open expectations not yet judged (those judged lost and watched for a late delivery
+        are not counted)."""
+        return sum("lost_code" not in exp.extra for exp in self.open.values())
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -188,7 +194,9 @@ class Correlator:
                 break
             candidates[exp_id] = None
         echoed = []
-        for exp_id in sorted(candidates):
+        # Open expectations before ones already judged lost (watched for a late delivery): an
+        # event closes the one still waiting for it, not a stale twin.
+        for exp_id in sorted(candidates, key=lambda i: ("lost_code" in self.open[i].extra, i)):
             exp = self.open[exp_id]
             if exp.ts > ts or not exp.structural:
                 continue

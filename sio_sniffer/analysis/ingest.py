@@ -16,7 +16,7 @@ from sio_sniffer import model
 from sio_sniffer.analysis.bookkeeping import Latencies, Part, Shared
 from sio_sniffer.analysis.correlate import Correlator
 from sio_sniffer.analysis.liveness import Liveness
-from sio_sniffer.analysis.lost import ingest_hint
+from sio_sniffer.analysis.lost import UPSTREAM_DOWN_HINT, ingest_hint
 from sio_sniffer.analysis.relay import Relay
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
@@ -51,6 +51,8 @@ class Ingest(Part):
         self.status: Counter[str] = Counter()
         self.latency = Latencies(config.latency_samples)
         self.sid400: OrderedDict[str, Sid400] = OrderedDict()
+        # Connections the sniffer answered itself (502) because the server was unreachable.
+        self.unreachable: OrderedDict[str, str] = OrderedDict()
 
     def _is_ingest(self, record: Record) -> bool:
         path = record.get("path")
@@ -78,6 +80,31 @@ class Ingest(Part):
         rule = self.correlator.rule_for_http(path)
         self.relay.expect(record, "http", rule, path=path)
 
+    def upstream_error(self, record: Record) -> None:
+        """The sniffer could not reach the server for this connection and answers 502 itself."""
+        if record.conn is not None:
+            self.unreachable[record.conn] = str(record.get("reason") or "unreachable")
+            self.bounds.bound(self.unreachable, 1024)
+
+    def abandoned(self, record: Record) -> None:
+        """A hook that hangs up before its POST is answered gave up on it: whatever the server
+        does next, the hook counts that event as failed (claude-mpm's fast hook waits 0.3 s,
+        the Python hook 2 s)."""
+        if not self._is_ingest(record):
+            return
+        exp = self.correlator.for_request(record.conn, record.get("seq"))
+        if exp is None:
+            return
+        self.correlator.remove(exp)
+        waited = record.ts - exp.ts
+        self.relay.hook_gave_up(exp, record.ts,
+                                f"POST {exp.path}: the hook hung up {waited:.2f} s after "
+                                "posting, before the server answered: the event is lost on "
+                                "the hook's side whatever the server does next",
+                                "the server answers too slowly for the hook's timeout: answer "
+                                "the POST at once and relay afterwards (claude-mpm's fast hook "
+                                "gives up after 0.3 s, its Python hook after 2 s)")
+
     def http(self, record: Record) -> None:
         status = record.get("status")
         if not isinstance(status, int):
@@ -87,13 +114,22 @@ class Ingest(Part):
             return
         if not self._is_ingest(record):
             return
+        down = self.unreachable.pop(record.conn or "", None)
         duration = record.get("duration_ms")
         self.status[str(status)] += 1
         exp = self.correlator.for_request(record.conn, record.get("seq"))
         if exp is not None:
             exp.status = status
             exp.duration_ms = duration
+            if down is not None:
+                exp.extra["upstream_down"] = down
         path = record.get("path")
+        if down is not None:
+            self.flag(record.ts, F.INGEST_REJECTED, F.LOST_UPSTREAM_DOWN,
+                      f"the server is not running: the sniffer could not reach it ({down}) and "
+                      f"answered POST {path} with {status} itself", UPSTREAM_DOWN_HINT, record,
+                      dedupe=(F.LOST_UPSTREAM_DOWN,), status=status)
+            return
         if isinstance(duration, (int, float)):
             self.latency.add(duration / 1000)
         if not 200 <= status < 300:

@@ -22,6 +22,9 @@ from sio_sniffer.model import flags as F
 # A client refused on another namespace usually gives up for good: the judgement looks this far
 # back (seconds) for it.
 NAMESPACE_LOOKBACK = 60.0
+UPSTREAM_DOWN_HINT = ("start the server (claude-mpm: `claude-mpm monitor start --port PORT`, "
+                      "the port the sniffer's --upstream names), or point --upstream at the "
+                      "port it runs on")
 ECHO_HINT = ("the server emits to the sender's sid: broadcast to the namespace/room instead "
              "(python-socketio: emit without to=sid; JS: io.emit / socket.broadcast.emit)")
 
@@ -79,6 +82,11 @@ class LostJudge:
         ``fields``. ``others`` are the open sessions but the sender, ``receivers`` those of them
         connected on ``nsp``."""
         if exp.source == "http" and (exp.status is None or exp.status >= 400):
+            down = exp.extra.get("upstream_down")
+            if down is not None:
+                return (F.LOST_UPSTREAM_DOWN,
+                        f"the server was not running: the sniffer could not reach it ({down}) "
+                        "and answered the hook 502 itself", UPSTREAM_DOWN_HINT)
             if exp.status is None:
                 return (F.LOST_INGEST_ERROR, "the server had not answered the POST",
                         "the server's ingest handler hangs: answer the POST first, then relay")
@@ -132,6 +140,19 @@ class LostJudge:
         late = [s for s in receivers if s.nsps[nsp].since > exp.ts]
         if not ((not receivers or len(late) == len(receivers)) and (flapped or pending or late)):
             return None
+        if not flapped:
+            # Nobody on the namespace dropped: whoever connects now connects for the first time
+            # (a dashboard opened after the event, a new tab), which is no reconnect.
+            first = late or pending
+            fields["receivers"] = [s.label() for s in first]
+            when = "; ".join(
+                f"{s.label()} connected {s.nsps[nsp].since - exp.ts:.1f} s later" if s in late
+                else f"{s.label()} was still connecting" for s in first[:4])
+            return (F.LOST_NO_RECEIVERS,
+                    f"nobody was connected on {nsp} yet when it came in ({when}, its first "
+                    f"connection, not a reconnect)",
+                    "open the dashboard before the events are sent: the server does not keep "
+                    "events for clients that connect later")
         names = [s.label() for s in (late or pending or flapped)]
         fields["receivers"] = names
         state = ("reconnected after it" if late else

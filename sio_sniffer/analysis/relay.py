@@ -53,6 +53,9 @@ class Relay(Part):
         self.latency = Latencies(self.config.latency_samples)
         self.opened = 0
         self.matched = 0
+        self.late = 0
+        # Lost expectations still matchable, oldest first (config.late_window, max_late_watch).
+        self.watched: OrderedDict[int, Expectation] = OrderedDict()
 
     def expect_event(self, record: Record) -> None:
         """A client's event: expected out unless it asks for an ack (its answer) without a
@@ -123,6 +126,11 @@ class Relay(Part):
 
     def _matched(self, exp: Expectation, out: Record) -> None:
         self.correlator.remove(exp)
+        lost_code = exp.extra.get("lost_code")
+        if lost_code is not None:
+            self.watched.pop(exp.id, None)
+            self._late(exp, out, lost_code)
+            return
         self.matched += 1
         self.latency.add(max(0.0, out.ts - exp.ts))
         if exp.source == "event":
@@ -140,7 +148,46 @@ class Relay(Part):
                       f"dashboard pairs and groups events by them", out,
                       dedupe=(out.nsp, out.name, tuple(lost)), fields=lost)
 
+    def _late(self, exp: Expectation, out: Record, lost_code: str) -> None:
+        """``exp`` was flagged lost and has come out now: count it late, and say so."""
+        self.lost_causes[lost_code] -= 1
+        if not self.lost_causes[lost_code]:
+            del self.lost_causes[lost_code]
+        self.flag.counts[F.LOST] -= 1
+        self.late += 1
+        after = out.ts - exp.ts
+        what = (f"POST {exp.path}" if exp.source == "http"
+                else f"{exp.name!r} from {self.sessions.label(exp.eio_sid)} on {exp.nsp}")
+        self.flag(out.ts, F.LATE, "arrived_late",
+                  f"{what}, flagged lost ({lost_code}), came out {after:.2f} s after it came in, "
+                  f"{after - (exp.extra['lost_at'] - exp.ts):.2f} s past the deadline, as "
+                  f"{out.name!r} on {out.nsp}: a late delivery, not a loss",
+                  "the server was slow to relay it (a stalled handler or event loop): answer "
+                  "and relay promptly, or raise --deadline if this delay is expected", out,
+                  lost_code=lost_code, after_s=round(after, 3))
+
+    def _watch_late(self, exp: Expectation, ts: float, code: str) -> None:
+        """Keep a lost expectation matchable for ``late_window`` more seconds (a stalled server
+        catching up delivers it late), the newest ``max_late_watch`` of them."""
+        exp.extra["lost_code"] = code
+        exp.extra["lost_at"] = ts
+        exp.deadline = ts + self.config.late_window
+        self.correlator.add(exp)
+        self.watched[exp.id] = exp
+        while len(self.watched) > self.config.max_late_watch:
+            _, oldest = self.watched.popitem(last=False)
+            self.correlator.remove(oldest)
+
+    def hook_gave_up(self, exp: Expectation, ts: float, cause: str, hint: str) -> None:
+        """The hook hung up on ``exp``'s POST before the answer: lost now, not at the deadline."""
+        self.lost_causes[F.LOST_HOOK_GAVE_UP] += 1
+        self.flag(ts, F.LOST, F.LOST_HOOK_GAVE_UP, cause, hint, None, path=exp.path,
+                  conn=exp.conn, dir="in", waited_s=round(ts - exp.ts, 3))
+
     def judge_lost(self, exp: Expectation, ts: float) -> None:
+        if "lost_code" in exp.extra:
+            self.watched.pop(exp.id, None)
+            return  # watched for a late delivery that did not come: it stays lost
         nsp = self.judge.expected_nsp(exp)
         others = [s for s in self.sessions.open.values() if s.eio_sid != exp.eio_sid]
         receivers = [s for s in others if s.connected(nsp)]
@@ -183,6 +230,7 @@ class Relay(Part):
         if flag == F.LOST:
             self.lost_causes[code] += 1
             head = f"{what} did not come out within {ts - exp.ts:g} s: "
+            self._watch_late(exp, ts, code)
         else:
             head = f"{what} was never relayed: "
         self.flag(ts, flag, code, head + cause, hint, None, path=exp.path, conn=exp.conn,

@@ -28,13 +28,16 @@ UNLISTENED_EVENT = "unlistened_event"
 DECODE_ERROR = "decode_error"
 PARTIAL_BROADCAST = "partial_broadcast"
 NEVER_RELAYED = "never_relayed"
+LATE = "late"
 
 KINDS = (LOST, NEVER_RELAYED, FIELDS_LOST, CONNECT_UNANSWERED, CONNECT_ERROR, ACK_MISSING,
          UNKNOWN_SID, PING_TIMEOUT, UPGRADE_FAILED, DUPLICATE, INGEST_REJECTED, SLOW_INGEST,
-         PAYLOAD_TOO_LARGE, UNLISTENED_EVENT, DECODE_ERROR, PARTIAL_BROADCAST)
+         PAYLOAD_TOO_LARGE, UNLISTENED_EVENT, DECODE_ERROR, PARTIAL_BROADCAST, LATE)
 
 # Causes of a ``lost`` flag, judged from the state when the deadline passed.
 LOST_INGEST_ERROR = "ingest_error"
+LOST_UPSTREAM_DOWN = "upstream_down"  # the sniffer could not reach the server
+LOST_HOOK_GAVE_UP = "hook_gave_up"  # the hook hung up before the server answered
 LOST_NO_RECEIVERS = "no_receivers"
 LOST_NAMESPACE = "namespace"
 LOST_RECONNECTING = "receiver_reconnecting"

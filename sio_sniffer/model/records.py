@@ -17,6 +17,7 @@ FORMAT_VERSION = 1
 
 # Record kinds (the ``event`` field of a log line). Listed once so producers and consumers agree.
 HTTP = "http"  # an HTTP exchange finished: method, path, status, bytes, duration
+HTTP_ABANDONED = "http.abandoned"  # the client hung up on a request before its answer
 HTTP_REQUEST = "http.request"  # a non-Engine.IO request arrived (hook POSTs open expectations)
 CONN_OPEN = "conn.open"
 CONN_CLOSE = "conn.close"

@@ -67,6 +67,16 @@ class HttpResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpAbandoned:
+    """The client ended its side of the connection with ``request`` still unanswered: it gave up
+    waiting (an HTTP/1.1 client does not half-close while it waits for an answer)."""
+
+    conn: str
+    ts: float
+    request: HttpRequest
+
+
+@dataclass(frozen=True, slots=True)
 class WsOpen:
     """The server answered 101: from here the connection carries WebSocket frames."""
 
@@ -135,5 +145,5 @@ class UpstreamError:
     reason: str
 
 
-TapEvent = (ConnOpen | HttpRequest | HttpResponse | WsOpen | WsMessage | WsControl | ConnClose
-            | TapError | UpstreamError)
+TapEvent = (ConnOpen | HttpRequest | HttpResponse | HttpAbandoned | WsOpen | WsMessage
+            | WsControl | ConnClose | TapError | UpstreamError)

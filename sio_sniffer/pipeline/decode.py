@@ -29,6 +29,7 @@ from sio_sniffer.model.tap import (
     ConnOpen,
     Direction,
     Headers,
+    HttpAbandoned,
     HttpRequest,
     HttpResponse,
     TapError,
@@ -126,6 +127,7 @@ class Pipeline:
             ConnClose: self._conn_close,
             HttpRequest: self._http_request,
             HttpResponse: self._http_response,
+            HttpAbandoned: self._http_abandoned,
             WsOpen: self._ws_open,
             WsMessage: self._ws_message,
             WsControl: self._ws_control,
@@ -179,6 +181,15 @@ class Pipeline:
                                  "seq": ev.seq, "user_agent": header(ev.headers, "user-agent"),
                                  "content_type": ctype or None, "body_size": len(ev.body),
                                  "peer": self._peer(ev.conn)}))
+
+    def _http_abandoned(self, ev: HttpAbandoned) -> None:
+        path, _ = _query(ev.request.target)
+        if self._is_eio(path):
+            return  # a long-poll left behind by a closing tab is how polling ends
+        self._emit(Record(model.HTTP_ABANDONED, ev.ts, conn=ev.conn,
+                          extra={"method": ev.request.method, "path": path,
+                                 "seq": ev.request.seq,
+                                 "waited_ms": round((ev.ts - ev.request.ts) * 1000, 3)}))
 
     def _http_response(self, ev: HttpResponse) -> None:
         req = ev.request

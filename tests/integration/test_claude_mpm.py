@@ -1,17 +1,13 @@
-"""The sniffer in front of the REAL claude-mpm monitor server (PyPI claude-mpm on Python 3.13).
-
-The monitor runs in its own Python 3.13 virtual environment (claude-mpm 6.x needs it); `.ci/run`
-builds it, and the fixture builds it on first use when it is missing.
-"""
+"""The sniffer in front of the REAL claude-mpm monitor server (PyPI claude-mpm on Python 3.13);
+the monitor fixtures are in conftest.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,51 +18,7 @@ import socketio
 from sio_sniffer.analysis import AnalysisConfig, load_profile
 from sio_sniffer.model import Record
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
-from tests.conftest import free_port
-
-VENV = Path(os.environ.get("SIO_SNIFFER_MPM_VENV",
-                           Path.home() / ".cache" / "sio-sniffer" / "mpm-venv"))
-SERVER_SCRIPT = """
-import sys, time
-from claude_mpm.services.monitor.server import UnifiedMonitorServer
-server = UnifiedMonitorServer(host="127.0.0.1", port=int(sys.argv[1]))
-print("ready" if server.start() else "failed", flush=True)
-sys.stdin.read()  # runs until the test closes our stdin (or kills us)
-"""
-HOOK = {"hook_event_name": "PreToolUse", "session_id": "sess-42", "cwd": "/tmp/project",
-        "tool_name": "Bash", "tool_input": {"command": "ls -la"}}
-
-
-def _ensure_venv() -> Path:
-    """The claude-mpm venv (Python 3.13), built once and reused."""
-    python = VENV / "bin" / "python"
-    if not (VENV / "bin" / "claude-hook").exists():
-        env = dict(os.environ, PYENV_VERSION="3.13.0")
-        subprocess.run(["python3.13", "-m", "venv", str(VENV)], check=True, env=env)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "claude-mpm"], check=True)
-    return python
-
-
-@pytest.fixture(scope="module")
-def mpm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """claude-mpm writes a .claude-mpm/ folder into its working directory: keep it out of ours."""
-    return tmp_path_factory.mktemp("mpm-home")
-
-
-@pytest.fixture(scope="module")
-def mpm_port(mpm_home: Path) -> Iterator[int]:
-    python = _ensure_venv()
-    port = free_port()
-    proc = subprocess.Popen([str(python), "-c", SERVER_SCRIPT, str(port)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=mpm_home)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        yield port
-    finally:
-        proc.kill()
-        proc.wait()
+from tests.integration.mpm_peers import HOOK, VENV
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from enum import Enum, auto
 from sio_sniffer.model.tap import (
     Direction,
     Headers,
+    HttpAbandoned,
     HttpRequest,
     HttpResponse,
     TapEvent,
@@ -318,6 +319,8 @@ class HttpTap:
         if reader.state is not _State.HEAD or reader.buf.strip(b"\r\n"):
             what = "request" if dir == "in" else "response"
             raise reader.error(f"connection ended in the middle of a {what}")
+        if dir == "in":
+            return [HttpAbandoned(self.conn, ts, p.snapshot()) for p in self._pending]
         return []
 
     def _parse_requests(self, ts: float, events: list[TapEvent]) -> None:

@@ -1,0 +1,57 @@
+"""The REAL claude-mpm monitor (PyPI claude-mpm 6.x on Python 3.13) and its hooks, for the
+integration tests.
+
+The monitor runs in its own Python 3.13 virtual environment (claude-mpm 6.x needs it); `.ci/run`
+builds it, and the fixture builds it on first use when it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+VENV = Path(os.environ.get("SIO_SNIFFER_MPM_VENV",
+                           Path.home() / ".cache" / "sio-sniffer" / "mpm-venv"))
+SERVER_SCRIPT = """
+import sys, time
+from claude_mpm.services.monitor.server import UnifiedMonitorServer
+server = UnifiedMonitorServer(host="127.0.0.1", port=int(sys.argv[1]))
+print("ready" if server.start() else "failed", flush=True)
+sys.stdin.read()  # runs until the test closes our stdin (or kills us)
+"""
+HOOK = {"hook_event_name": "PreToolUse", "session_id": "sess-42", "cwd": "/tmp/project",
+        "tool_name": "Bash", "tool_input": {"command": "ls -la"}}
+
+
+def ensure_venv() -> Path:
+    """The claude-mpm venv (Python 3.13), built once and reused."""
+    python = VENV / "bin" / "python"
+    if not (VENV / "bin" / "claude-hook").exists():
+        env = dict(os.environ, PYENV_VERSION="3.13.0")
+        subprocess.run(["python3.13", "-m", "venv", str(VENV)], check=True, env=env)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "claude-mpm"], check=True)
+    return python
+
+
+
+@dataclass
+class Monitor:
+    """A running monitor: its port, and its process to stall (SIGSTOP) and resume."""
+
+    port: int
+    proc: subprocess.Popen[str]
+
+    @contextmanager
+    def stalled(self) -> Iterator[None]:
+        """The monitor frozen (its whole process, as a stuck event loop would be) until the
+        block ends."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.proc.pid, signal.SIGCONT)

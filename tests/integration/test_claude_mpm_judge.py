@@ -1,0 +1,166 @@
+"""The judge on the REAL claude-mpm monitor: each failure mode a claude-mpm user meets, named
+right, and the healthy path left alone. Hooks are the real `claude-hook` and the real bash
+fast-hook (`claude-hook-fast.sh`, curl with --max-time 0.3) where the hook matters; a stalled
+monitor is the real process frozen with SIGSTOP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import socketio
+
+from sio_sniffer import model
+from sio_sniffer.analysis import AnalysisConfig, load_profile
+from sio_sniffer.model import flags as F
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.testing import Recorder, free_port
+from tests.integration.mpm_peers import HOOK, VENV, Monitor
+
+DEADLINE = 1.0
+FAST_HOOK = next(VENV.glob("lib/python3*/site-packages/claude_mpm/scripts/claude-hook-fast.sh"),
+                 None)
+
+
+@contextlib.asynccontextmanager
+async def sniffing(upstream: str) -> AsyncIterator[tuple[Sniffer, Recorder]]:
+    rec = Recorder()
+    config = ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream,
+                         analysis=AnalysisConfig(profile=load_profile("claude-mpm"),
+                                                 deadline=DEADLINE, connect_deadline=1.0))
+    sniffer = Sniffer(config, sinks=[rec])
+    await sniffer.start()
+    try:
+        yield sniffer, rec
+    finally:
+        await sniffer.stop()
+
+
+@contextlib.asynccontextmanager
+async def dashboard(url: str) -> AsyncIterator[asyncio.Queue[tuple[str, Any]]]:
+    """A dashboard as claude-mpm's: socket.io on "/", polling then websocket."""
+    client = socketio.AsyncClient(reconnection=False)
+    got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    @client.on("*")
+    async def any_event(event: str, data: Any = None) -> None:
+        await got.put((event, data))
+
+    await client.connect(url, transports=["polling", "websocket"])
+    try:
+        yield got
+    finally:
+        await client.disconnect()
+
+
+def hook_body(n: int) -> dict[str, Any]:
+    """What claude-hook POSTs for a PreToolUse (the shape of claude-mpm 6.5)."""
+    return {"namespace": "", "event": "claude_event",
+            "data": {"type": "hook", "subtype": "pre_tool", "session_id": f"sess-{n}",
+                     "correlation_id": f"corr-{n}", "cwd": "/tmp/project", "source": "test",
+                     "timestamp": "2026-12-03T08:00:00Z",
+                     "data": {"tool_name": "Bash", "tool_input": {"command": f"make {n}"}}}}
+
+
+async def receive(got: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
+    while True:
+        event, data = await asyncio.wait_for(got.get(), 10)
+        if event == name:
+            return data
+
+
+async def run_claude_hook(port: int, cwd: Path) -> dict[str, Any]:
+    env = dict(os.environ, CLAUDE_MPM_SERVER_PORT=str(port), CLAUDE_MPM_SERVER_HOST="127.0.0.1")
+    proc = await asyncio.create_subprocess_exec(
+        str(VENV / "bin" / "claude-hook"), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=cwd)
+    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(HOOK).encode()), 60)
+    answer: dict[str, Any] = json.loads(out)
+    return answer
+
+
+def flags(rec: Recorder) -> list[tuple[Any, Any]]:
+    return [(r.get("flag"), r.get("code")) for r in rec.of(model.FLAG)]
+
+
+async def test_dashboard_opened_after_the_hook_is_not_a_reconnect(monitor: Monitor) -> None:
+    """First dashboard ever, opened after the hook: nobody was connected yet, not a reconnect."""
+    async with sniffing(f"http://127.0.0.1:{monitor.port}") as (sniffer, rec):
+        async with aiohttp.ClientSession() as http, \
+                http.post(f"{sniffer.url}/api/events", json=hook_body(1)) as response:
+            assert response.status == 204
+        await rec.wait(model.HTTP, path="/api/events")
+        async with dashboard(sniffer.url):
+            flag = await rec.wait_flag(F.LOST)
+    assert flag.get("code") == F.LOST_NO_RECEIVERS, flag.get("cause")
+    cause = str(flag.get("cause"))
+    assert "s later" in cause and "first connection, not a reconnect" in cause
+    assert F.LOST_RECONNECTING not in [code for _, code in flags(rec)]
+
+
+async def test_monitor_down_says_start_it(mpm_home: Path) -> None:
+    """The real claude-hook posts to a sniffer whose monitor is not running: the sniffer answers
+    502 itself, and says the monitor is down (not a bad body)."""
+    down = f"http://127.0.0.1:{free_port()}"
+    async with sniffing(down) as (sniffer, rec):
+        answer = await run_claude_hook(sniffer.bound[0][1], mpm_home)
+        assert answer["continue"] is True  # the hook never blocks Claude Code
+        rejected = await rec.wait_flag(F.INGEST_REJECTED)
+        lost = await rec.wait_flag(F.LOST)
+    assert rejected.get("code") == F.LOST_UPSTREAM_DOWN
+    assert "not running" in str(rejected.get("cause"))
+    assert "start the server" in str(rejected.get("hint"))
+    assert "JSON" not in str(rejected.get("hint"))
+    assert lost.get("code") == F.LOST_UPSTREAM_DOWN
+    assert "the server was not running" in str(lost.get("cause"))
+
+
+async def test_a_late_delivery_is_late_not_lost(monitor: Monitor) -> None:
+    """The monitor stalls 1.6 s under a POST (deadline 1 s): lost at the deadline, then the
+    event arrives: a `late` flag says how late, and the summary counts it late, not lost."""
+    async with sniffing(f"http://127.0.0.1:{monitor.port}") as (sniffer, rec), \
+            dashboard(sniffer.url) as got, aiohttp.ClientSession() as http:
+        with monitor.stalled():
+            post = asyncio.ensure_future(http.post(f"{sniffer.url}/api/events",
+                                                   json=hook_body(2)))
+            request = await rec.wait(model.HTTP_REQUEST, path="/api/events")
+            await rec.wait_flag(F.LOST)
+        async with await post as response:
+            assert response.status == 204
+        tool = await receive(got, "tool_event")
+        assert tool["correlation_id"] == "corr-2"
+        late = await rec.wait_flag(F.LATE)
+    assert late.get("code") == "arrived_late" and late.get("lost_code") == F.LOST_INGEST_ERROR
+    assert late.get("after_s") > DEADLINE
+    assert "a late delivery, not a loss" in str(late.get("cause"))
+    [summary] = rec.of(model.SUMMARY)
+    expectations = summary.get("expectations")
+    assert expectations["late"] == 1 and expectations["lost"] == 0
+    assert expectations["lost_by_cause"] == {} and expectations["open_at_exit"] == 0
+    assert request.ts < late.ts
+
+
+async def test_fast_hook_that_gives_up_during_a_stall(monitor: Monitor, tmp_path: Path) -> None:
+    """The real bash fast-hook (curl --max-time 0.3) posts while the monitor is frozen: the hook
+    hangs up before the answer, and that is flagged at once, whatever the monitor does next."""
+    assert FAST_HOOK is not None, "claude-mpm's claude-hook-fast.sh is missing from the venv"
+    async with sniffing(f"http://127.0.0.1:{monitor.port}") as (sniffer, rec), \
+            dashboard(sniffer.url):
+        env = dict(os.environ, CLAUDE_MPM_SOCKETIO_PORT=str(sniffer.bound[0][1]))
+        with monitor.stalled():
+            proc = await asyncio.create_subprocess_exec(
+                "bash", str(FAST_HOOK), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, env=env, cwd=tmp_path)
+            out, _ = await asyncio.wait_for(proc.communicate(json.dumps(HOOK).encode()), 10)
+            assert json.loads(out)  # the hook answered Claude Code at once
+            flag = await rec.wait_flag(F.LOST)
+    assert flag.get("code") == F.LOST_HOOK_GAVE_UP
+    assert "hung up" in str(flag.get("cause"))
+    assert 0.25 <= flag.get("waited_s") < DEADLINE
