@@ -135,6 +135,11 @@ class Analyzer:
         self.emit(Record(event=model.ROOMS, ts=now, extra={"rooms": self.rooms()}))
         self.emit(Record(event=model.SUMMARY, ts=now, extra=self.summary()))
 
+    def unjudged(self) -> list[dict[str, Any]]:
+        """Ingested events whose deadline had not come by the analysis clock: what it sent,
+        who sent it, how long it had waited and how long it may (oldest first)."""
+        return self.relay.unjudged(self.now)
+
     def summary(self) -> dict[str, Any]:
         """Counters and latencies so far (what ``finish`` emits as the summary record)."""
         roles: Counter[str] = Counter(s.role() for s in self.sessions.open.values())

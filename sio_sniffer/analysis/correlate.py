@@ -35,6 +35,8 @@ class Expectation:
     anchors: tuple[payload.Scalar, ...]
     conn: str | None = None
     eio_sid: str | None = None
+    # Who POSTed it (address and user agent): a hook has no Engine.IO session to name it by.
+    sender: str | None = None
     nsp: str | None = None
     name: str | None = None
     path: str | None = None

@@ -88,6 +88,7 @@ class Relay(Part):
             source=source, payload=body, target=target,
             anchors=tuple(payload.anchors(scalars, ANCHOR_CHOICES)) if structural else (),
             conn=record.conn, eio_sid=record.eio_sid if source == "event" else None,
+            sender=_sender(record) if source == "http" else None,
             nsp=record.nsp, name=record.name, path=path, seq=record.get("seq"),
             rule=rule_index, rule_key=key, structural=structural, fields=fields)
         self.opened += 1
@@ -225,8 +226,8 @@ class Relay(Part):
                 self.never_flagged[kind] = None
                 self.bounds.bound(self.never_flagged, 256)
         flag, code, cause, hint = verdict
-        what = (f"POST {exp.path}" if exp.source == "http"
-                else f"{exp.name!r} from {self.sessions.label(exp.eio_sid)} on {exp.nsp}")
+        what = (self.what(exp) if exp.source == "http"
+                else f"{exp.name!r} from {self.sender(exp)} on {exp.nsp}")
         if flag == F.LOST:
             self.lost_causes[code] += 1
             head = f"{what} did not come out within {ts - exp.ts:g} s: "
@@ -236,9 +237,34 @@ class Relay(Part):
         self.flag(ts, flag, code, head + cause, hint, None, path=exp.path, conn=exp.conn,
                   eio_sid=exp.eio_sid, nsp=exp.nsp, name=exp.name, dir="in", **fields)
 
+    def what(self, exp: Expectation) -> str:
+        """How a person reads ``exp``: ``POST /path`` or ``'name' on /nsp``."""
+        return f"POST {exp.path}" if exp.source == "http" else f"{exp.name!r} on {exp.nsp}"
+
+    def sender(self, exp: Expectation) -> str:
+        """Who sent ``exp``: the client's label, or the hook's address and user agent."""
+        if exp.source == "event":
+            return self.sessions.label(exp.eio_sid)
+        return exp.sender or "?"
+
+    def unjudged(self, now: float) -> list[dict[str, Any]]:
+        """The expectations still open at ``now``, oldest first: their deadline had not come,
+        so neither matched nor lost can be said of them (a capture that ends too soon)."""
+        return [{"ts": exp.ts, "what": self.what(exp), "from": self.sender(exp),
+                 "source": exp.source, "nsp": exp.nsp, "name": exp.name, "path": exp.path,
+                 "eio_sid": exp.eio_sid, "waited_s": round(now - exp.ts, 3),
+                 "deadline_s": round(exp.deadline - exp.ts, 3)}
+                for exp in self.correlator.open.values()]
+
     def _must_relay(self, exp: Expectation) -> bool:
         return (self.config.strict_client_events or exp.rule is not None
                 or (exp.nsp, exp.name) in self.relaying)
+
+
+def _sender(record: Record) -> str:
+    peer = str(record.get("peer") or "?")
+    agent = record.get("user_agent")
+    return f"{peer} ({agent})" if agent else peer
 
 
 def _matchable(target: Any, scalars: list[Any]) -> bool:

@@ -95,5 +95,9 @@ class Chain:
         if self._finish is not None:
             self._finish(now)
 
+    def unjudged(self) -> list[dict[str, Any]]:
+        """What the analysis could not judge yet (see :meth:`Analyzer.unjudged`)."""
+        return self.analyzer.unjudged() if self.analyzer is not None else []
+
     def rooms(self) -> list[dict[str, Any]]:
         return list(self.analyzer.rooms()) if self.analyzer is not None else []

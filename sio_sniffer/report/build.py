@@ -65,6 +65,8 @@ class Report:
     summary: dict[str, Any] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     timeline_dropped: int = 0
+    # Ingested events whose deadline had not come when the capture ended (Analyzer.unjudged).
+    not_judged: list[dict[str, Any]] = field(default_factory=list)
     start: float | None = None
     end: float | None = None
 
@@ -138,6 +140,7 @@ class Report:
             "broadcasts": len(self.broadcasts),
             "rooms": self.rooms,
             "summary": self.summary,
+            "not_judged": [e | {"ts": iso_ts(e["ts"])} for e in self.not_judged],
             "timeline_dropped": self.timeline_dropped,
         }
 
@@ -167,6 +170,11 @@ class Report:
                        f"{f.get('cause', '')}")
             if f.get("hint"):
                 out.append(f"      hint: {f['hint']}")
+        if self.not_judged:
+            out.append(f"not judged, the capture ends before their deadline: "
+                       f"{len(self.not_judged)}")
+            out.extend(f"  {iso_ts(e['ts'])} {e['what']} from {e['from']}: waited "
+                       f"{e['waited_s']:g} s of {e['deadline_s']:g} s" for e in self.not_judged)
         if self.problems:
             out.append(f"\nunreadable input ({len(self.problems)}):")
             out.extend(f"  {p}" for p in self.problems)
@@ -185,7 +193,11 @@ def build_report(inputs: Inputs, *, path: str = "/socket.io/",
     last_tick: float | None = None
     saw_tap = False
     stored: list[Record] = []
+    end: float | None = None
     for item in inputs:
+        # The capture's own end is its last line: the live sniffer's summary when it wrote one,
+        # for it kept running (and judging deadlines) after the last traffic, up to then.
+        end = item.ts if end is None else max(end, item.ts)
         if isinstance(item, Record):
             stored.append(item)
             continue
@@ -200,8 +212,10 @@ def build_report(inputs: Inputs, *, path: str = "/socket.io/",
             if rec.event in (model.FLAG, model.BROADCAST, model.ROOMS, model.SUMMARY):
                 continue
             chain.record(rec)
-    # The capture's last moment is "now": what was still in time then is not judged lost.
-    chain.finish(report.end if report.end is not None else 0.0)
+    # The analysis clock goes to the capture's end, so what fell due before it is judged as live;
+    # what was still in time then is listed as not judged rather than called lost.
+    chain.finish(end if end is not None else 0.0)
+    report.not_judged = chain.unjudged()
     report.upstreams = inputs.upstreams
     report.problems = [str(p) for p in inputs.problems]
     return report
