@@ -254,7 +254,7 @@ class Relay(Part):
                  "source": exp.source, "nsp": exp.nsp, "name": exp.name, "path": exp.path,
                  "eio_sid": exp.eio_sid, "waited_s": round(now - exp.ts, 3),
                  "deadline_s": round(exp.deadline - exp.ts, 3)}
-                for exp in self.correlator.open.values()]
+                for exp in self.correlator.open.values() if "lost_code" not in exp.extra]
 
     def _must_relay(self, exp: Expectation) -> bool:
         return (self.config.strict_client_events or exp.rule is not None
