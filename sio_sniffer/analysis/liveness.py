@@ -23,6 +23,9 @@ PROBE_HINT = ("the client stays on polling: the WebSocket opened but the probe (
               "and upgrade (5) packets did not complete: check that the server answers the "
               "probe and that nothing in between holds back WebSocket frames")
 
+# The reason the decoder gives an eio.close record for the client's own close packet.
+CLIENT_SENT_CLOSE = "client sent close"
+
 
 class Liveness(Part):
     """Session lifecycle records, heartbeat checks and their ``ping``/``pong``/``upgrade``
@@ -61,9 +64,10 @@ class Liveness(Part):
     def eio_close(self, record: Record) -> None:
         session = self.sessions.for_record(record)
         if session is not None:
-            if record.dir == "in":
+            reason = record.get("reason") or "closed"
+            if reason == CLIENT_SENT_CLOSE:
                 session.client_closed = record.ts
-            self.close(session, record.ts, record.get("reason") or "closed", record)
+            self.close(session, record.ts, reason, record)
 
     def close(self, session: Session, ts: float, reason: str, where: Record | None) -> None:
         # A peer that gives up on heartbeats closes the session right at the limit, often
