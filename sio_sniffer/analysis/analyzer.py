@@ -91,6 +91,7 @@ class Analyzer:
             "pong": self.liveness.pong_due,
             "ping": self.liveness.ping_due,
             "upgrade": self.liveness.upgrade_due,
+            "probe": self.liveness.probe_due,
             "sid400": self.ingest.sid400_due,
         }
 
@@ -219,7 +220,7 @@ class Analyzer:
                 return key[0] in self.pairing.acks
             if kind in ("ping", "pong"):
                 return key in self.sessions.open
-            if kind == "upgrade":
+            if kind in ("upgrade", "probe"):
                 return key[0] in self.sessions.open
             return True
 

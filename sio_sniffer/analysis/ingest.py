@@ -4,7 +4,8 @@ A POST to an ingest path (or one a ``[[rule]]`` accepts) is a hook handing the s
 to relay: it opens an expectation, and its answer is checked for rejections and slowness. An
 Engine.IO request answered 400 for an unknown session waits ``deadline`` seconds to be judged:
 if other requests of that session kept succeeding, two servers answer on the port; otherwise
-the server restarted (or the session predates the proxy).
+the server restarted (or the session predates the proxy). A 400 after the client itself closed
+the session answers a request still in flight and is no flag.
 """
 
 from __future__ import annotations
@@ -180,6 +181,11 @@ class Ingest(Part):
                                              f"{status}: {body[:120]!r}", record)
             return
         if not session_unknown:
+            return
+        if known is not None and known.client_closed is not None \
+                and known.client_closed <= record.ts:
+            # The client ended the session itself (close packet, or closed its WebSocket): the
+            # 400 answers a long-poll still in flight, not a server that forgot the session.
             return
         entry = self.sid400.get(sid)
         if entry is not None:

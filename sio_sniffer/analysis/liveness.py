@@ -2,7 +2,9 @@
 
 Engine.IO sessions open, upgrade from polling to WebSocket and close; in between, one side pings
 and the other answers. A heartbeat that stops is a ``ping_timeout`` flag naming the silent side,
-an upgrade that never completes an ``upgrade_failed`` one.
+an upgrade that never completes an ``upgrade_failed`` one. A probe WebSocket that closes is
+judged only later: a client that ends its session closes the probe with it, which is no failed
+upgrade.
 """
 
 from __future__ import annotations
@@ -12,6 +14,17 @@ from sio_sniffer.analysis.bookkeeping import Part, Shared
 from sio_sniffer.analysis.sessions import Session
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
+
+# A WebSocket the server refused never opened: its upgrade request lost its headers on the way.
+HEADER_HINT = ("the client stays on polling: check that WebSocket upgrades reach the server "
+               "(Upgrade/Connection headers, no proxy in between dropping them)")
+# A WebSocket that opened got its headers through: the probe exchange on it is what failed.
+PROBE_HINT = ("the client stays on polling: the WebSocket opened but the probe (2probe/3probe) "
+              "and upgrade (5) packets did not complete: check that the server answers the "
+              "probe and that nothing in between holds back WebSocket frames")
+
+# The reason the decoder gives an eio.close record for the client's own close packet.
+CLIENT_SENT_CLOSE = "client sent close"
 
 
 class Liveness(Part):
@@ -51,7 +64,10 @@ class Liveness(Part):
     def eio_close(self, record: Record) -> None:
         session = self.sessions.for_record(record)
         if session is not None:
-            self.close(session, record.ts, record.get("reason") or "closed", record)
+            reason = record.get("reason") or "closed"
+            if reason == CLIENT_SENT_CLOSE:
+                session.client_closed = record.ts
+            self.close(session, record.ts, reason, record)
 
     def close(self, session: Session, ts: float, reason: str, where: Record | None) -> None:
         # A peer that gives up on heartbeats closes the session right at the limit, often
@@ -87,10 +103,11 @@ class Liveness(Part):
             return
         code = record.get("code")
         if not session.upgraded and session.upgrade_started is not None:
-            self.upgrade_failed(session, record.ts, f"the WebSocket closed (code {code}) "
-                                "before the upgrade completed", record)
-            session.ws_conn = None
+            self._probe_closed(session, record.ts, f"the WebSocket closed (code {code}) before "
+                               "the upgrade completed")
         elif session.upgraded or session.transport == "websocket":
+            if record.dir == "in":
+                session.client_closed = record.ts
             self.close(session, record.ts, f"websocket closed (code {code})", record)
 
     def conn_close(self, record: Record) -> None:
@@ -100,27 +117,52 @@ class Liveness(Part):
         session = self.sessions.get(sid)
         if session is not None and record.conn == session.ws_conn:
             if session.upgraded or session.transport == "websocket":
+                if record.get("by") == "client":
+                    session.client_closed = record.ts
                 self.close(session, record.ts, f"connection closed by {record.get('by')}",
                            record)
             elif session.upgrade_started is not None:
-                self.upgrade_failed(session, record.ts, "the connection carrying the WebSocket "
-                                    f"closed (by {record.get('by')}) before the upgrade", record)
-                session.ws_conn = None
+                self._probe_closed(session, record.ts, "the connection carrying the WebSocket "
+                                   f"closed (by {record.get('by')}) before the upgrade")
         self.sessions.drop_conn(record.conn)
+
+    def _probe_closed(self, session: Session, ts: float, cause: str) -> None:
+        """The probe WebSocket went away before the upgrade: a failure only if the session
+        lives on, so judged ``deadline`` seconds later."""
+        session.upgrade_started = None
+        session.ws_conn = None
+        session.probe_closed = ts
+        session.probe_cause = cause
+        self.schedule(ts + self.config.deadline, "probe", (session.eio_sid, ts))
+
+    def probe_due(self, key: tuple[str, float], due: float) -> None:
+        sid, since = key
+        session = self.sessions.get(sid)
+        if session is None or session.upgraded or session.probe_closed != since:
+            return  # the session ended (or upgraded after all): no failed upgrade
+        alive = (session.last_ping, session.last_pong, session.last_in, session.last_out,
+                 session.last_request)
+        if not any(ts is not None and ts > since for ts in alive):
+            # Nothing from the session since the probe closed: it may be ending without a close
+            # packet. Look again until a heartbeat round would have shown it alive.
+            limit = self._ping_limit(session)
+            if limit is not None and due + self.config.deadline <= since + limit:
+                self.schedule(due + self.config.deadline, "probe", key)
+            return
+        self.upgrade_failed(session, due, f"{session.probe_cause}, and the session lives on "
+                            "over polling", None, hint=PROBE_HINT)
 
     def upgrade_due(self, key: tuple[str, float], due: float) -> None:
         session = self.sessions.get(key[0])
         if session is None or session.upgraded or session.upgrade_started != key[1]:
             return
         self.upgrade_failed(session, due, f"no upgrade within {self.config.deadline:g} s of the "
-                            "WebSocket opening (probe unanswered?)", None)
+                            "WebSocket opening (probe unanswered?)", None, hint=PROBE_HINT)
 
     def upgrade_failed(self, session: Session, ts: float, cause: str,
-                       where: Record | None) -> None:
+                       where: Record | None, hint: str = HEADER_HINT) -> None:
         session.upgrade_started = None
-        self.flag(ts, F.UPGRADE_FAILED, "upgrade", f"{session.label()}: {cause}",
-                  "the client stays on polling: check that WebSocket upgrades reach the server "
-                  "(Upgrade/Connection headers, no proxy in between dropping them)",
+        self.flag(ts, F.UPGRADE_FAILED, "upgrade", f"{session.label()}: {cause}", hint,
                   where, eio_sid=session.eio_sid, transport="websocket")
 
     def _ping_limit(self, session: Session) -> float | None:

@@ -52,6 +52,9 @@ class Pairing(Part):
         if record is None:
             return
         session = self.sessions.known(pending_key[0])
+        if session is not None and session.closed is not None:
+            # The session ended before the deadline: nobody waits for that answer any more.
+            return
         auth = record.get("auth")
         who = session.label() if session else pending_key[0]
         if auth:
@@ -75,9 +78,12 @@ class Pairing(Part):
             return
         self.server_nsps[record.nsp] = None
         self.bounds.bound(self.server_nsps, 64)
+        # An answer that passes just after the client's close frame still answers.
+        sid = record.eio_sid or self.sessions.sid_for_conn(record.conn)
+        if sid is not None:
+            self.connects.pop((sid, record.nsp), None)
         if session is None:
             return
-        self.connects.pop((session.eio_sid, record.nsp), None)
         state = session.nsps.get(record.nsp)
         if state is None:
             state = NspState(since=record.ts, state="connected")
@@ -88,7 +94,8 @@ class Pairing(Part):
         self.sessions.apply_roles(session)
 
     def sio_connect_error(self, record: Record) -> None:
-        session = self.sessions.for_record(record)
+        # A refusal that passes after the session closed still answers its CONNECT.
+        session = self.sessions.known(record.eio_sid or self.sessions.sid_for_conn(record.conn))
         nsp = record.nsp or "/"
         message = record.get("message")
         if session is not None:
@@ -96,20 +103,27 @@ class Pairing(Part):
             state = session.nsps.setdefault(nsp, NspState(since=record.ts, state="refused"))
             state.state = "refused"
             state.message = None if message is None else str(message)
-        known = [n for n in self.server_nsps if n != nsp]
         text = str(message) if message is not None else "no message"
-        if known:
-            hint = (f"the server accepts {', '.join(known)}: connect the client there, or register "
-                    f"namespace {nsp} on the server")
-        elif nsp != "/" and ("namespace" in text.lower() or "unable to connect" in text.lower()):
-            hint = (f"the server has no namespace {nsp}: connect the client to '/' or register "
-                    f"{nsp} on the server")
-        else:
-            hint = "the server refused the connection: check its connect handler / auth conditions"
         who = session.label() if session else record.eio_sid
-        self.flag(record.ts, F.CONNECT_ERROR, "refused",
-                  f"{who}: the server refused CONNECT to {nsp}: {text!r}", hint, record,
-                  dedupe=(nsp, text), message=message)
+        cause = f"{who}: the server refused CONNECT to {nsp}: {text!r}"
+        # Only the servers' own unknown-namespace answers say the namespace is missing: any other
+        # message comes from a middleware or connect handler that turned the client down.
+        if text.strip().lower() in F.NAMESPACE_REFUSALS:
+            code = F.CONNECT_ERROR_NAMESPACE
+            known = [n for n in self.server_nsps if n != nsp]
+            if known:
+                hint = (f"the server has no namespace {nsp} but accepts {', '.join(known)}: "
+                        f"connect the client there, or register namespace {nsp} on the server")
+            else:
+                hint = (f"the server has no namespace {nsp}: connect the client to a namespace "
+                        f"it registers, or register {nsp} on the server")
+        else:
+            code = F.CONNECT_ERROR_REFUSED
+            hint = (f"the server's middleware or connect handler for {nsp} refused the client: "
+                    "check the token / auth payload the client sends and the conditions the "
+                    "server's middleware (io.use / nsp.use) or connect handler checks")
+        self.flag(record.ts, F.CONNECT_ERROR, code, cause, hint, record, dedupe=(nsp, text),
+                  message=message)
 
     def sio_disconnect(self, record: Record) -> None:
         session = self.sessions.for_record(record)

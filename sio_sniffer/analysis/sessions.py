@@ -49,6 +49,10 @@ class Session:
     ws_conn: str | None = None
     upgraded: bool = False
     upgrade_started: float | None = None
+    # When the probe WebSocket closed before the upgrade, and how: judged once the session has
+    # had time to end on its own (a client closing the session closes its probe too).
+    probe_closed: float | None = None
+    probe_cause: str | None = None
     nsps: dict[str, NspState] = field(default_factory=dict)
     events_in: int = 0
     events_out: int = 0
@@ -64,6 +68,7 @@ class Session:
     pong_check_due: bool = False
     closed: float | None = None
     close_reason: str | None = None
+    client_closed: float | None = None  # when the client itself ended the session
     # The last payload key delivered per (nsp, name): a repeat is a duplicate only when nothing
     # else of that name came in between (a counter going 1, 2, 1 is not a duplicate).
     last_keys: dict[tuple[str | None, str | None], Any] = field(default_factory=dict)

@@ -52,6 +52,13 @@ LOST_UNKNOWN = "unknown"
 NEVER_RELAYED_NOBODY_RECEIVED = "nobody_received"
 NEVER_RELAYED_NOBODY_ELSE = "nobody_else"
 
+# Causes of a ``connect_error`` flag: the server's own answer for a namespace it does not have
+# (Node socket.io "Invalid namespace", python-socketio "Unable to connect"), or any other refusal
+# (middleware or connect handler: usually auth).
+CONNECT_ERROR_NAMESPACE = "namespace"
+CONNECT_ERROR_REFUSED = "refused"
+NAMESPACE_REFUSALS = ("invalid namespace", "unable to connect")
+
 _CONTEXT = ("conn", "eio_sid", "transport", "dir", "nsp", "sio_sid", "name", "ack_id")
 
 

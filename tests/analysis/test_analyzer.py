@@ -349,12 +349,17 @@ def test_unknown_sid_two_servers() -> None:
 
 
 def test_upgrade_failed_when_websocket_closes_first() -> None:
-    """A polling session whose upgrade WebSocket closes before the upgrade: upgrade_failed."""
+    """A polling session whose upgrade WebSocket closes before the upgrade and that lives on
+    over polling: upgrade_failed, once the deadline shows the session did not end."""
     w = Wire()
     w.client("A", transport="polling")
     w.feed(model.WS_OPEN, conn="w1", eio_sid="A", transport="websocket")
     w.t += 0.05
     w.feed(model.WS_CLOSE, conn="w1", eio_sid="A", dir="out", extra={"code": 1006})
+    assert w.flags(F.UPGRADE_FAILED) == []
+    w.t += 0.5
+    w.feed(model.EIO_PING, eio_sid="A", transport="polling", dir="out")
+    w.wait(2.5)
     [flag] = w.flags(F.UPGRADE_FAILED)
     assert "1006" in flag.get("cause")
 
