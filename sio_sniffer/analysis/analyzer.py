@@ -76,7 +76,7 @@ class Analyzer:
             model.HTTP_ABANDONED: self.ingest.abandoned,
             model.UPSTREAM_ERROR: self.ingest.upstream_error,
             model.SIO_CONNECT: self.pairing.sio_connect,
-            model.SIO_CONNECT_OK: self.pairing.sio_connect_ok,
+            model.SIO_CONNECT_OK: self._sio_connect_ok,
             model.SIO_CONNECT_ERROR: self.pairing.sio_connect_error,
             model.SIO_DISCONNECT: self.pairing.sio_disconnect,
             model.SIO_EVENT: self._sio_event,
@@ -93,6 +93,7 @@ class Analyzer:
             "upgrade": self.liveness.upgrade_due,
             "probe": self.liveness.probe_due,
             "sid400": self.ingest.sid400_due,
+            "hooks": self.ingest.hooks_due,
         }
 
     @property
@@ -166,6 +167,7 @@ class Analyzer:
                              "matched": relay.matched,
                              "lost": self.flag.counts.get(F.LOST, 0),
                              "late": relay.late,
+                             "bypassed": relay.bypassed,
                              "open_at_exit": self.correlator.waiting(),
                              "dropped_table_full": self.correlator.dropped,
                              "lost_by_cause": dict(relay.lost_causes),
@@ -198,6 +200,10 @@ class Analyzer:
             self.timer_handlers[kind](key, due)
         self.wake = min(self.groups.next_due(), self.correlator.next_due(),
                         self.timers[0][0] if self.timers else math.inf)
+
+    def _sio_connect_ok(self, record: Record) -> None:
+        self.pairing.sio_connect_ok(record)
+        self.ingest.watch_hooks(record)
 
     def _wake_by(self, due: float) -> None:
         """Something falls due at ``due``: records from then on run the deadlines again."""

@@ -166,6 +166,9 @@ class AnalysisConfig:
     ack_deadline: float = 5.0
     # A lost event that still comes out this long after its deadline is reported late.
     late_window: float = 10.0
+    # With a profile that has hooks: a dashboard connected this long with no hook POST at all
+    # is told (the hooks are not installed, or post to another port).
+    hook_silence: float = 30.0
     slow_ingest_ms: float | None = None
     ingest_max_body: int | None = None
     ping_grace: float = 0.5

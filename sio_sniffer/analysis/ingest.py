@@ -52,6 +52,7 @@ class Ingest(Part):
         self.status: Counter[str] = Counter()
         self.latency = Latencies(config.latency_samples)
         self.sid400: OrderedDict[str, Sid400] = OrderedDict()
+        self.hooks_watched = False  # a "hooks" timer was set (once per run)
         # Connections the sniffer answered itself (502) because the server was unreachable.
         self.unreachable: OrderedDict[str, str] = OrderedDict()
 
@@ -80,6 +81,35 @@ class Ingest(Part):
         path = str(record.get("path"))
         rule = self.correlator.rule_for_http(path)
         self.relay.expect(record, "http", rule, path=path)
+
+    def watch_hooks(self, record: Record) -> None:
+        """A client connected on the profile's namespace: if no hook posts within
+        ``hook_silence``, say so once (claude-mpm's failure mode: hooks not installed, or
+        pointed at another port)."""
+        profile = self.profile
+        if (self.hooks_watched or self.hooks or profile is None or not profile.ingest_paths
+                or profile.nsp not in (None, record.nsp)):
+            return
+        self.hooks_watched = True
+        self.schedule(record.ts + self.config.hook_silence, "hooks", record.eio_sid)
+
+    def hooks_due(self, sid: str | None, due: float) -> None:
+        if self.hooks:
+            return
+        connected = [s for s in self.sessions.open.values() if s.nsps]
+        if not connected:
+            self.hooks_watched = False  # the next client to connect starts the watch again
+            return
+        who = ", ".join(s.label() for s in connected[:4])
+        self.flag(due, F.NO_HOOKS, "no_posts",
+                  f"{len(connected)} client(s) connected ({who}) for "
+                  f"{self.config.hook_silence:g} s, and no hook has posted to "
+                  f"{', '.join(self.paths)} through this sniffer since it started",
+                  "if the app was working meanwhile, its hooks are not installed or post to "
+                  "another port: point them at this sniffer (claude-mpm: "
+                  "CLAUDE_MPM_SERVER_PORT for claude-hook, CLAUDE_MPM_SOCKETIO_PORT for the "
+                  "fast hook; or let the sniffer own 8765 and move the monitor)", None,
+                  eio_sid=sid, clients=[s.eio_sid for s in connected[:16]])
 
     def upstream_error(self, record: Record) -> None:
         """The sniffer could not reach the server for this connection and answers 502 itself."""

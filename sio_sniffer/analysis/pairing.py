@@ -20,6 +20,11 @@ ConnectKey = tuple[str, str]
 AckKey = tuple[str | None, str | None, int, str]
 
 
+# A client that closes this long (seconds) after a CONNECT without answer waited for it and
+# gave up; one that closes sooner was shutting down anyway.
+CONNECT_GAVE_UP = 1.0
+
+
 class Pairing(Part):
     """Pending CONNECTs and acks (bounded), the namespaces the server accepted, ack latency;
     owner of the ``connect`` and ``ack`` timers."""
@@ -52,21 +57,26 @@ class Pairing(Part):
         if record is None:
             return
         session = self.sessions.known(pending_key[0])
+        within = f"within {self.config.connect_deadline:g} s"
         if session is not None and session.closed is not None:
-            # The session ended before the deadline: nobody waits for that answer any more.
-            return
+            waited = session.closed - record.ts
+            if waited < CONNECT_GAVE_UP:
+                # Closed right after asking (a client shutting down): nobody waited for it.
+                return
+            # The client waited, then gave up: claude-mpm's auth bug seen from a client whose
+            # own timeout is shorter than the deadline.
+            within = f"in the {waited:.1f} s the client waited before it gave up and closed"
         auth = record.get("auth")
         who = session.label() if session else pending_key[0]
         if auth:
             keys = ", ".join(record.get("auth_keys") or ()) or "?"
             cause = (f"{who}: CONNECT to {record.nsp} with an auth payload (keys: {keys}) got no "
-                     f"answer within {self.config.connect_deadline:g} s")
+                     f"answer {within}")
             hint = ("the server's connect handler fails when given auth (claude-mpm's handler "
                     "takes no auth argument and raises): connect without auth, or accept auth in "
                     "the handler")
         else:
-            cause = (f"{who}: CONNECT to {record.nsp} got no answer within "
-                     f"{self.config.connect_deadline:g} s")
+            cause = f"{who}: CONNECT to {record.nsp} got no answer {within}"
             hint = ("the server's connect handler never returned: look for an exception or a "
                     "blocking call in it")
         self.flag(due, F.CONNECT_UNANSWERED, "auth" if auth else "no_answer", cause, hint,

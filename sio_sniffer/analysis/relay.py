@@ -9,6 +9,7 @@ counted as never relayed.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, OrderedDict, deque
 from typing import Any
 
@@ -27,6 +28,10 @@ from sio_sniffer.model import flags as F
 # How many distinctive scalars of an ingested payload are offered to the correlator, which
 # indexes the expectation under the least shared of them.
 ANCHOR_CHOICES = 8
+# Hook-shaped events that no ingest here explains, before the hooks are said to bypass the
+# sniffer; and how long after a client connects what it gets may be history (replayed events).
+BYPASS_AFTER = 2
+HISTORY_SETTLE = 1.0
 # How many events of a kind must come in, each with the server silent to everyone else, before
 # the kind is flagged never_relayed.
 NEVER_RELAYED_AFTER = 2
@@ -54,6 +59,8 @@ class Relay(Part):
         self.opened = 0
         self.matched = 0
         self.late = 0
+        self.last_ingest = -math.inf
+        self.bypassed = 0
         # Lost expectations still matchable, oldest first (config.late_window, max_late_watch).
         self.watched: OrderedDict[int, Expectation] = OrderedDict()
 
@@ -92,6 +99,8 @@ class Relay(Part):
             nsp=record.nsp, name=record.name, path=path, seq=record.get("seq"),
             rule=rule_index, rule_key=key, structural=structural, fields=fields)
         self.opened += 1
+        if source == "http":
+            self.last_ingest = record.ts
         self.correlator.add(exp)
         self.wake_by(exp.deadline)
 
@@ -102,13 +111,42 @@ class Relay(Part):
         emission = Emission(record.ts, record.nsp, record.name, record.args, recipient)
         self.recent.append(emission)
         if not self.correlator.open:
+            self._unexplained(record, recipient)
             return [], False
         exp, echoed = self.correlator.match(record.nsp, record.name, record.args, record.ts,
                                             recipient)
         if exp is not None:
             emission.matched = True
             self._matched(exp, record)
+        elif not echoed:
+            self._unexplained(record, recipient)
         return [e.id for e in echoed], exp is not None
+
+    def _unexplained(self, record: Record, recipient: str | None) -> None:
+        """An outgoing event shaped like a relayed hook event (it carries the profile's
+        required fields) while no hook posted here: the hooks post straight to the server."""
+        profile = self.profile
+        if (profile is None or not profile.ingest_paths or len(profile.required_fields) < 2
+                or record.ts - self.last_ingest <= self.config.deadline):
+            return
+        # At the top of the payload: a history reply nests many events under one key.
+        body = payload.core(record.args)
+        carried = [f for f in profile.required_fields if isinstance(body, dict) and f in body]
+        session = self.sessions.known(recipient)
+        if len(carried) < 2 or session is None or record.ts - session.opened < HISTORY_SETTLE:
+            return
+        self.bypassed += 1
+        if self.bypassed != BYPASS_AFTER:
+            return
+        self.flag(record.ts, F.BYPASSED, "hooks_elsewhere",
+                  f"{session.label()} received {self.bypassed} events shaped like relayed "
+                  f"hook events ({record.name!r} carrying {', '.join(carried)}) that never came "
+                  f"in through this sniffer: no hook posted to {', '.join(profile.ingest_paths)} "
+                  f"here in the {self.config.deadline:g} s before them",
+                  "the hooks post straight to the server, past the sniffer: point them at the "
+                  "sniffer's port (claude-mpm: CLAUDE_MPM_SERVER_PORT for claude-hook, "
+                  "CLAUDE_MPM_SOCKETIO_PORT for the fast hook), or let the sniffer own 8765 and "
+                  "move the monitor", record)
 
     def close_echoes(self, echo_ids: list[int], recipient: str, record: Record) -> list[int]:
         """The same emission reached ``recipient`` too: it closes the echoed expectations of

@@ -30,11 +30,12 @@ FAST_HOOK = next(VENV.glob("lib/python3*/site-packages/claude_mpm/scripts/claude
 
 
 @contextlib.asynccontextmanager
-async def sniffing(upstream: str) -> AsyncIterator[tuple[Sniffer, Recorder]]:
+async def sniffing(upstream: str, **settings: Any) -> AsyncIterator[tuple[Sniffer, Recorder]]:
     rec = Recorder()
     config = ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream,
                          analysis=AnalysisConfig(profile=load_profile("claude-mpm"),
-                                                 deadline=DEADLINE, connect_deadline=1.0))
+                                                 deadline=DEADLINE, connect_deadline=1.0,
+                                                 **settings))
     sniffer = Sniffer(config, sinks=[rec])
     await sniffer.start()
     try:
@@ -76,14 +77,26 @@ async def receive(got: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
             return data
 
 
-async def run_claude_hook(port: int, cwd: Path) -> dict[str, Any]:
+async def run_claude_hook(port: int, cwd: Path, hook: dict[str, Any] = HOOK) -> dict[str, Any]:
     env = dict(os.environ, CLAUDE_MPM_SERVER_PORT=str(port), CLAUDE_MPM_SERVER_HOST="127.0.0.1")
     proc = await asyncio.create_subprocess_exec(
         str(VENV / "bin" / "claude-hook"), stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=cwd)
-    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(HOOK).encode()), 60)
+    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(hook).encode()), 60)
     answer: dict[str, Any] = json.loads(out)
     return answer
+
+
+async def until_past(sniffer: Sniffer, rec: Recorder, ts: float) -> None:
+    """Until the sniffer has heard traffic stamped after ``ts``: an idle monitor sends nothing
+    for 30 s (its ping interval), so ask it for /health now and then (each answer is a record
+    the analysis clock moves on, and its timers fire by)."""
+    async with aiohttp.ClientSession() as http:
+        while not any(r.ts > ts for r in rec.records):
+            async with http.get(f"{sniffer.url}/health") as response:
+                await response.read()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await rec.wait_for(lambda r: r.ts > ts, timeout=0.25)
 
 
 def flags(rec: Recorder) -> list[tuple[Any, Any]]:
@@ -118,7 +131,7 @@ async def test_monitor_down_says_start_it(mpm_home: Path) -> None:
     assert "not running" in str(rejected.get("cause"))
     assert "start the server" in str(rejected.get("hint"))
     assert "JSON" not in str(rejected.get("hint"))
-    assert lost.get("code") == F.LOST_UPSTREAM_DOWN
+    assert lost.get("code") == F.LOST_UPSTREAM_DOWN, [(r.event, r.conn, r.extra.get("status"), r.extra.get("cause")) for r in rec.records if r.event in ("http", "http.request", "upstream_error", "flag", "http.abandoned")]
     assert "the server was not running" in str(lost.get("cause"))
 
 
@@ -164,3 +177,47 @@ async def test_fast_hook_that_gives_up_during_a_stall(monitor: Monitor, tmp_path
     assert flag.get("code") == F.LOST_HOOK_GAVE_UP
     assert "hung up" in str(flag.get("cause"))
     assert 0.25 <= flag.get("waited_s") < DEADLINE
+
+
+async def test_dashboard_connected_and_no_hook_posts_here(monitor: Monitor) -> None:
+    """Failure mode 10: hooks not installed or pointed at another port. The dashboard is
+    connected and nothing posts: said once, naming the fix."""
+    async with sniffing(f"http://127.0.0.1:{monitor.port}", hook_silence=1.0) as (sniffer, rec), \
+            dashboard(sniffer.url):
+        flag = await rec.wait_flag(F.NO_HOOKS)
+    assert flag.get("code") == "no_posts"
+    assert "no hook has posted to /api/events" in str(flag.get("cause"))
+    assert "CLAUDE_MPM_SERVER_PORT" in str(flag.get("hint"))
+    assert len(rec.flags(F.NO_HOOKS)) == 1
+
+
+async def test_hooks_that_post_here_are_not_missed(monitor: Monitor, mpm_home: Path) -> None:
+    """The healthy twin: the real claude-hook posts through the sniffer before the silence is
+    up: no no_hooks and no bypassed flag."""
+    async with sniffing(f"http://127.0.0.1:{monitor.port}", hook_silence=3.0) as (sniffer, rec), \
+            dashboard(sniffer.url) as got:
+        await run_claude_hook(sniffer.bound[0][1], mpm_home)
+        await receive(got, "tool_event")
+        connected = rec.of(model.SIO_CONNECT_OK)[0]
+        await until_past(sniffer, rec, connected.ts + 3.2)  # the hooks timer has fired
+    assert flags(rec) == []
+
+
+async def test_hooks_posting_straight_to_the_monitor(monitor: Monitor, mpm_home: Path) -> None:
+    """The real claude-hook posts to the monitor's own port, past the sniffer, while the
+    dashboard watches through the sniffer: events reach it that never came in here."""
+    async with sniffing(f"http://127.0.0.1:{monitor.port}") as (sniffer, rec), \
+            dashboard(sniffer.url) as got:
+        opened = await rec.wait(model.SIO_CONNECT_OK)
+        await until_past(sniffer, rec, opened.ts + 1.1)  # past any history sent on connect
+        for n in (1, 2):
+            await run_claude_hook(monitor.port, mpm_home, dict(HOOK, session_id=f"direct-{n}"))
+            tool = await receive(got, "tool_event")
+            assert tool["session_id"] == f"direct-{n}"
+        flag = await rec.wait_flag(F.BYPASSED)
+    assert flag.get("code") == "hooks_elsewhere"
+    cause = str(flag.get("cause"))
+    assert "never came in through this sniffer" in cause and f"'{flag.name}'" in cause
+    assert flag.name in ("tool_event", "claude_event")  # what the monitor relays a hook as
+    assert rec.of(model.HTTP_REQUEST, path="/api/events") == []
+    assert F.LOST not in [kind for kind, _ in flags(rec)]
