@@ -250,10 +250,11 @@ class SessionDecoder:
         """Whether a session is Socket.IO, from what its first MESSAGE decoded to. Seen from
         its OPEN, a Socket.IO session starts with a CONNECT (the v5 client's, or the v4
         server's for ``/``); a plain Engine.IO message that happens to parse as some other
-        Socket.IO packet (``2``, ``3[1]``) must not make its session Socket.IO. Joined
-        mid-session (the proxy started later), anything that decodes is taken as Socket.IO."""
-        if self.state == NEW:
-            return not any(isinstance(p, DecodeError) for p in first)
+        Socket.IO packet (``2["x"]``) must not make its session Socket.IO. Joined mid-session
+        (opened before the proxy watched), its start is unknown: it stays Socket.IO, whose
+        garbage is then reported rather than taken for an app's own data."""
+        if not self.open_info:
+            return True
         return bool(first) and isinstance(first[0], SioPacket) and \
             first[0].type == SioType.CONNECT
 

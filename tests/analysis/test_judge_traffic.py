@@ -29,7 +29,7 @@ from aiohttp import web
 
 from sio_sniffer import model
 from sio_sniffer.analysis import AnalysisConfig
-from sio_sniffer.codec import EioItem, SessionDecoder, SioItem
+from sio_sniffer.codec import EioItem, ErrorItem, SessionDecoder, SioItem
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
@@ -288,7 +288,7 @@ OPEN = b'0{"sid":"s1","upgrades":[],"pingInterval":300,"pingTimeout":1000,"maxPa
 def test_the_first_message_decides_whether_a_session_is_socketio() -> None:
     """Seen from its OPEN, a session is Socket.IO only if it starts with a CONNECT: a plain
     message that parses as some other packet (``2["x"]``) does not make it one. Joined
-    mid-session, whatever decodes as Socket.IO is taken as Socket.IO."""
+    mid-session, its start unknown, a session stays Socket.IO (garbage there is reported)."""
     plain = SessionDecoder(socketio=None)
     plain.polling("out", OPEN)
     assert [type(i) for i in plain.polling("in", b'42["x"]')] == [EioItem]
@@ -299,8 +299,7 @@ def test_the_first_message_decides_whether_a_session_is_socketio() -> None:
     assert [type(i) for i in sio.websocket("in", b'42["x"]', True)] == [SioItem]
     joined = SessionDecoder(socketio=None)
     assert [type(i) for i in joined.websocket("out", b'42["x"]', True)] == [SioItem]
-    late_plain = SessionDecoder(socketio=None)
-    assert [type(i) for i in late_plain.websocket("out", b'4hello', True)] == [EioItem]
+    assert [type(i) for i in joined.websocket("out", b'4hello', True)] == [ErrorItem]
 
 
 @pytest.mark.parametrize("transports", [["polling"], ["websocket"]])
