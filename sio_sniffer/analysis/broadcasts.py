@@ -4,7 +4,8 @@ The server writes one event to each recipient separately; deliveries with the sa
 name and payload within a short window are one emission (a :class:`Group`). A group with several
 recipients is a ``broadcast``; the clients connected on that namespace that did not get it are
 ``missed``. A group lives a little longer than its window so that (a) a second delivery to the
-same client is caught as a duplicate and (b) a slow polling client that fetches it late is not
+same client is caught as a duplicate (unless the client sent an event in between: a retry or a
+new request the server answers alike) and (b) a slow polling client that fetches it late is not
 counted as missed. Each distinct set of recipients is an inferred room.
 """
 
@@ -234,8 +235,9 @@ class Broadcasts(Part):
         repeat = True
         if session is not None:
             stream = (record.nsp, record.name)
-            repeat = session.last_keys.get(stream) == key
-            session.last_keys[stream] = key
+            last = (key, session.events_in)
+            repeat = session.last_keys.get(stream) == last
+            session.last_keys[stream] = last
             if len(session.last_keys) > 32:
                 del session.last_keys[next(iter(session.last_keys))]
         group = self.groups.get(key)

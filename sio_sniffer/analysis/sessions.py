@@ -69,9 +69,11 @@ class Session:
     closed: float | None = None
     close_reason: str | None = None
     client_closed: float | None = None  # when the client itself ended the session
-    # The last payload key delivered per (nsp, name): a repeat is a duplicate only when nothing
-    # else of that name came in between (a counter going 1, 2, 1 is not a duplicate).
-    last_keys: dict[tuple[str | None, str | None], Any] = field(default_factory=dict)
+    # The last payload key delivered per (nsp, name), with ``events_in`` at the time: a repeat
+    # is a duplicate only when nothing else of that name went out in between (a counter going
+    # 1, 2, 1 is not a duplicate) and no event came in from the client (a retry, or a new
+    # request, that the server answers the same way again).
+    last_keys: dict[tuple[str | None, str | None], tuple[Any, int]] = field(default_factory=dict)
     role_rule: str | None = None
     role_checked: int = -1
 

@@ -6,7 +6,8 @@ answers to POSTs) and each WebSocket message of the session's socket. The decode
 tagged with direction (``in`` = client→server, ``out`` = server→client) and transport:
 
 - :class:`EioItem` for every Engine.IO packet other than a MESSAGE (open, ping, pong, upgrade,
-  noop, close), and for MESSAGEs too when the session is plain Engine.IO (``socketio=False``);
+  noop, close), and for MESSAGEs too when the session is plain Engine.IO (``socketio=False``, or
+  found so by ``socketio=None``: see :meth:`SessionDecoder._socketio`);
 - :class:`SioItem` for every Socket.IO packet, binary attachments reassembled;
 - :class:`ErrorItem` for anything that did not decode.
 
@@ -31,7 +32,7 @@ import orjson
 
 from sio_sniffer.codec.engineio import EioPacket, EioType, decode_eio_packet, decode_polling_payload
 from sio_sniffer.codec.errors import CodecError, DecodeError
-from sio_sniffer.codec.socketio import SioDecoder, SioPacket
+from sio_sniffer.codec.socketio import SioDecoder, SioPacket, SioType
 
 Direction = Literal["in", "out"]
 Transport = Literal["polling", "websocket"]
@@ -132,10 +133,13 @@ class SessionDecoder:
 
     ``sid`` and ``open_info`` come from the OPEN packet; ``state`` is one of new, open, probing,
     probed, upgraded, closed; ``upgraded`` turns True at the client's UPGRADE (``5``);
-    ``msgpack`` is True once either direction was seen using the msgpack parser.
+    ``msgpack`` is True once either direction was seen using the msgpack parser. ``socketio``
+    says whether MESSAGEs carry Socket.IO packets; None decides it at the session's first
+    MESSAGE (a plain engine.io app carries its own data there, and every message of it would
+    otherwise be a decode error).
     """
 
-    def __init__(self, eio: int = 4, msgpack: bool | None = None, socketio: bool = True,
+    def __init__(self, eio: int = 4, msgpack: bool | None = None, socketio: bool | None = True,
                  shared: SharedFrames | None = None) -> None:
         self.eio = eio
         self.socketio = socketio
@@ -223,13 +227,17 @@ class SessionDecoder:
                 out: list[Item]) -> None:
         self._transport = transport
         ptype = pkt.type
-        if ptype == EioType.MESSAGE and self.socketio:
-            for p in self._decoders[dir].feed(pkt.data):
-                if isinstance(p, SioPacket):
-                    out.append(SioItem(dir, transport, p))
-                else:
-                    out.append(ErrorItem(dir, transport, p))
-            return
+        if ptype == EioType.MESSAGE and self.socketio is not False:
+            packets = self._decoders[dir].feed(pkt.data)
+            if self.socketio is None:
+                self.socketio = self._socketio(packets)
+            if self.socketio:
+                for p in packets:
+                    if isinstance(p, SioPacket):
+                        out.append(SioItem(dir, transport, p))
+                    else:
+                        out.append(ErrorItem(dir, transport, p))
+                return
         out.append(EioItem(dir, transport, pkt))
         if ptype == EioType.OPEN:
             self._open(dir, transport, pkt, out)
@@ -237,6 +245,18 @@ class SessionDecoder:
             self.state = CLOSED
         elif ptype in _CONTROL and isinstance(pkt.data, str):
             self._advance(dir, transport, f"{int(ptype)}{pkt.data}")
+
+    def _socketio(self, first: list[SioPacket | DecodeError]) -> bool:
+        """Whether a session is Socket.IO, from what its first MESSAGE decoded to. Seen from
+        its OPEN, a Socket.IO session starts with a CONNECT (the v5 client's, or the v4
+        server's for ``/``); a plain Engine.IO message that happens to parse as some other
+        Socket.IO packet (``2["x"]``) must not make its session Socket.IO. Joined mid-session
+        (opened before the proxy watched), its start is unknown: it stays Socket.IO, whose
+        garbage is then reported rather than taken for an app's own data."""
+        if not self.open_info:
+            return True
+        return bool(first) and isinstance(first[0], SioPacket) and \
+            first[0].type == SioType.CONNECT
 
     def _open(self, dir: Direction, transport: Transport, pkt: EioPacket,
               out: list[Item]) -> None:

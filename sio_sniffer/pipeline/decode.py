@@ -48,6 +48,9 @@ OnRecord = Callable[[Record], None]
 MAX_INGEST_JSON = 4 * 1024 * 1024
 # How much of a raw frame a decode_error record keeps (base64): enough to see what was wrong.
 MAX_ERROR_RAW = 512
+# How much of a plain Engine.IO message an eio.message record keeps: nothing analyses it, and a
+# preview tells a person what the app sends.
+MAX_MESSAGE_PREVIEW = 256
 # Sessions whose close was never seen (a client that vanished) are forgotten oldest-first.
 MAX_SESSIONS = 50_000
 MAX_CONNS = 50_000
@@ -234,7 +237,7 @@ class Pipeline:
         except ValueError:
             eio = 4
         session = _Session(sid=sid, eio=eio if eio in (3, 4) else 4,
-                           decoder=SessionDecoder(eio=eio if eio in (3, 4) else 4,
+                           decoder=SessionDecoder(eio=eio if eio in (3, 4) else 4, socketio=None,
                                                   shared=self._frames),
                            transport=query.get("transport", "polling"),
                            user_agent=header(headers, "user-agent"), peer=self._peer(conn))
@@ -348,9 +351,10 @@ class Pipeline:
                                 "client sent close" if item.dir == "in" else "server sent close")
         elif kind == EioType.MESSAGE:
             data = pkt.data
+            size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8"))
             self._emit(Record(model.EIO_MESSAGE, ts, conn=conn, eio_sid=session.sid,
-                              transport=item.transport, dir=item.dir, args=data,
-                              size=len(data)))
+                              transport=item.transport, dir=item.dir,
+                              args=data[:MAX_MESSAGE_PREVIEW], size=size))
 
     def _sio(self, session: _Session, ts: float, conn: str, item: SioItem,
              size: int | None) -> None:
