@@ -244,7 +244,8 @@ class Broadcasts(Part):
         if group is not None and recipient is not None:
             previous = group.recipients.get(recipient)
             if previous is not None:
-                if repeat and record.ts - previous <= self.config.duplicate_window:
+                if (repeat and record.ts - previous <= self.config.duplicate_window
+                        and not self.relay.awaited(record, recipient)):
                     if recipient not in group.duplicates:
                         group.duplicates.add(recipient)
                         self._duplicate(record, group, session, recipient, previous)

@@ -122,6 +122,15 @@ class Relay(Part):
             self._unexplained(record, recipient)
         return [e.id for e in echoed], exp is not None
 
+    def awaited(self, record: Record, recipient: str | None) -> bool:
+        """Whether an open expectation waits for this very event: the same event again then
+        answers a second ingest (a hook that posted the same body twice), no duplicate."""
+        if not self.correlator.open:
+            return False
+        exp, _ = self.correlator.match(record.nsp, record.name, record.args, record.ts,
+                                       recipient)
+        return exp is not None
+
     def _unexplained(self, record: Record, recipient: str | None) -> None:
         """An outgoing event shaped like a relayed hook event (it carries the profile's
         required fields) while no hook posted here: the hooks post straight to the server."""

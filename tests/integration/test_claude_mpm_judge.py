@@ -131,7 +131,9 @@ async def test_monitor_down_says_start_it(mpm_home: Path) -> None:
     assert "not running" in str(rejected.get("cause"))
     assert "start the server" in str(rejected.get("hint"))
     assert "JSON" not in str(rejected.get("hint"))
-    assert lost.get("code") == F.LOST_UPSTREAM_DOWN, [(r.event, r.conn, r.extra.get("status"), r.extra.get("cause")) for r in rec.records if r.event in ("http", "http.request", "upstream_error", "flag", "http.abandoned")]
+    seen = [(r.event, r.conn, r.get("status"), r.get("code")) for r in rec.records
+            if r.event in (model.HTTP, model.HTTP_REQUEST, model.UPSTREAM_ERROR, model.FLAG)]
+    assert lost.get("code") == F.LOST_UPSTREAM_DOWN, seen
     assert "the server was not running" in str(lost.get("cause"))
 
 
@@ -221,3 +223,20 @@ async def test_hooks_posting_straight_to_the_monitor(monitor: Monitor, mpm_home:
     assert flag.name in ("tool_event", "claude_event")  # what the monitor relays a hook as
     assert rec.of(model.HTTP_REQUEST, path="/api/events") == []
     assert F.LOST not in [kind for kind, _ in flags(rec)]
+
+
+async def test_the_same_hook_posted_twice_is_two_deliveries(monitor: Monitor) -> None:
+    """A retried hook POSTs the same body twice; the monitor relays each: two ingests, two
+    deliveries, nothing wrong (no duplicate blaming the server, nothing lost)."""
+    async with sniffing(f"http://127.0.0.1:{monitor.port}") as (sniffer, rec), \
+            dashboard(sniffer.url) as got, aiohttp.ClientSession() as http:
+        for _ in range(2):
+            async with http.post(f"{sniffer.url}/api/events", json=hook_body(7)) as response:
+                assert response.status == 204
+        for _ in range(2):
+            assert (await receive(got, "tool_event"))["correlation_id"] == "corr-7"
+        await until_past(sniffer, rec, rec.of(model.HTTP_REQUEST, path="/api/events")[-1].ts
+                         + DEADLINE)
+    assert flags(rec) == []
+    [summary] = rec.of(model.SUMMARY)
+    assert summary.get("expectations")["matched"] == 2
