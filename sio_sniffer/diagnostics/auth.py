@@ -55,10 +55,14 @@ def judge_auth(none: ConnectOutcome, valid: ConnectOutcome,
         checks.append(Check("auth: none", v.PASS, _seen(none) + note))
     else:
         checks.append(_connect_failure("auth: none", none))
+    # A server that lets a client in without auth breaks only clients that send auth anyway.
+    open_door = none.status == "accepted"
     if valid.status == "accepted":
         checks.append(Check("auth: valid", v.PASS, _seen(valid)))
     elif valid.status == "refused":
         checks.append(Check.failed("auth: valid", _seen(valid), v.TOKEN_MISMATCH))
+    elif valid.status == "unanswered" and open_door:
+        checks.append(Check.warned("auth: valid", _seen(valid), v.AUTH_UNANSWERED_WARNING))
     elif valid.status == "unanswered":
         checks.append(Check.failed("auth: valid", _seen(valid), v.CONNECT_UNANSWERED))
     else:
@@ -66,11 +70,17 @@ def judge_auth(none: ConnectOutcome, valid: ConnectOutcome,
     if invalid.status == "refused":
         checks.append(Check("auth: invalid", v.PASS, _seen(invalid)))
     elif invalid.status == "accepted":
-        if none.status == "accepted":
+        if open_door:
             checks.append(Check("auth: invalid", v.PASS,
                                 _seen(invalid) + " (the server checks no auth at all)"))
         else:
             checks.append(Check.failed("auth: invalid", _seen(invalid), v.ANY_TOKEN_ACCEPTED))
+    elif invalid.status == "unanswered" and open_door and valid.status == "unanswered":
+        # One bug, said once: the valid-token check above carries the cause and fix.
+        checks.append(Check("auth: invalid", v.WARN, _seen(invalid) + " (the same as with a "
+                            "valid token)", code=v.AUTH_UNANSWERED_WARNING.code))
+    elif invalid.status == "unanswered" and open_door:
+        checks.append(Check.warned("auth: invalid", _seen(invalid), v.AUTH_UNANSWERED_WARNING))
     elif invalid.status == "unanswered":
         checks.append(Check.failed("auth: invalid", _seen(invalid), v.CONNECT_UNANSWERED))
     else:

@@ -17,9 +17,15 @@ from typing import Any
 import aiohttp
 
 from sio_sniffer.diagnostics import verdict as v
-from sio_sniffer.diagnostics.clients import find_probe, hook_body, new_nonce, percentile
+from sio_sniffer.diagnostics.clients import (
+    HookBody,
+    find_probe,
+    hook_body,
+    new_nonce,
+    percentile,
+)
 from sio_sniffer.diagnostics.server import INGEST_PATH
-from sio_sniffer.diagnostics.verdict import Cause, Check
+from sio_sniffer.diagnostics.verdict import Cause, Check, as_text
 from sio_sniffer.web.dashboard_page import (
     TRANSPORTS,
     DashboardPage,
@@ -95,7 +101,8 @@ class BrowserResult:
         return {**asdict(self), "summary": self.summary()}
 
 
-async def _post_hooks(url: str, count: int, nonce: str, result: BrowserResult) -> dict[int, float]:
+async def _post_hooks(url: str, count: int, nonce: str, result: BrowserResult,
+                      body: HookBody) -> dict[int, float]:
     """POST ``count`` hook events like claude-mpm's hook; returns seq -> wall-clock send time."""
     sent_at: dict[int, float] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http:
@@ -103,13 +110,13 @@ async def _post_hooks(url: str, count: int, nonce: str, result: BrowserResult) -
             sent_at[seq] = time.time() * 1000
             result.sent += 1
             try:
-                async with http.post(url + INGEST_PATH, json=hook_body(seq, nonce)) as resp:
+                async with http.post(url + INGEST_PATH, json=body(seq, nonce)) as resp:
                     if 200 <= resp.status < 300:
                         result.accepted += 1
                     else:
-                        text = (await resp.text()).strip()[:100]
+                        text = as_text(await resp.text())
                         result.post_errors.append(f"HTTP {resp.status}" +
-                                                  (f" {text!r}" if text else ""))
+                                                  (f": {text}" if text else ""))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 result.post_errors.append(repr(exc))
     return sent_at
@@ -129,7 +136,8 @@ async def run_browser_check(url: str, nsp: Sequence[str] = ("/",), token: str | 
                             events: int = 5, *, transports: Sequence[str] = TRANSPORTS,
                             client: str = "auto", timeout: float = 10.0,
                             chromium: str = CHROMIUM,
-                            hook_wait: float = HOOK_WAIT) -> BrowserResult:
+                            hook_wait: float = HOOK_WAIT,
+                            body: HookBody = hook_body) -> BrowserResult:
     """Open the dashboard test page in headless Chromium against ``url``, POST ``events`` hook
     events to ``url``/api/events once the namespaces settled, and count what the browser got."""
     from playwright.async_api import Error as PlaywrightError
@@ -153,7 +161,7 @@ async def run_browser_check(url: str, nsp: Sequence[str] = ("/",), token: str | 
                 result.browser = f"Chromium {browser.version}"
                 page = await browser.new_page()
                 await page.goto(page_server.url)
-                await _observe(page_server, result, events, timeout, hook_wait)
+                await _observe(page_server, result, events, timeout, hook_wait, body)
             finally:
                 await browser.close()
     finally:
@@ -162,7 +170,7 @@ async def run_browser_check(url: str, nsp: Sequence[str] = ("/",), token: str | 
 
 
 async def _observe(page_server: DashboardPage, result: BrowserResult, events: int,
-                   timeout: float, hook_wait: float) -> None:
+                   timeout: float, hook_wait: float, body: HookBody) -> None:
     """Wait for the page's namespaces to settle, send the hook events, collect the arrivals."""
     try:
         report = await page_server.wait_for(lambda r: r.settled(page_server.namespaces),
@@ -175,7 +183,7 @@ async def _observe(page_server: DashboardPage, result: BrowserResult, events: in
         report = latest
     if any(view.state == "connected" for view in report.namespaces.values()):
         nonce = new_nonce()
-        sent_at = await _post_hooks(result.url, events, nonce, result)
+        sent_at = await _post_hooks(result.url, events, nonce, result, body)
         if result.accepted:
             with contextlib.suppress(asyncio.TimeoutError):
                 await page_server.wait_for(
@@ -196,11 +204,11 @@ async def _observe(page_server: DashboardPage, result: BrowserResult, events: in
 
 
 async def browser_check(url: str, namespaces: Sequence[str], auth: Any, events: int,
-                        timeout: float) -> Check:
+                        timeout: float, body: HookBody = hook_body) -> Check:
     """``diagnose --browser``: the browser's result as one check."""
     token = auth.get("token") if isinstance(auth, dict) else None
     result = await run_browser_check(url, namespaces, token if isinstance(token, str) else None,
-                                     events, timeout=timeout)
+                                     events, timeout=timeout, body=body)
     detail = "; ".join(view.line() for view in result.namespaces)
     seen = result.summary() + (f" — {detail}" if detail else "")
     data = {"browser": result.to_dict()}

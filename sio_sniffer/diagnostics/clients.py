@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -129,14 +130,17 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def hook_body(seq: int, nonce: str, subtype: str = "pre_tool",
-              session_id: str = "sio-sniffer") -> dict[str, Any]:
+              session_id: str = "sio-sniffer", source: str = "sio-sniffer") -> dict[str, Any]:
     """The body claude-mpm's Python hook POSTs to /api/events, with a findable nonce."""
     return {"namespace": "", "event": "claude_event", "data": {
         "type": "hook", "subtype": subtype,
         "data": {"tool_name": "Bash", "probe": nonce, "seq": seq},
         "session_id": session_id, "correlation_id": f"{nonce}-{seq}", "cwd": os.getcwd(),
         "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        "source": "sio-sniffer"}}
+        "source": source}}
+
+
+HookBody = Callable[[int, str], dict[str, Any]]  # (seq, nonce) -> the POST body: hook_body's shape
 
 
 def find_probe(value: Any, nonce: str) -> int | None:

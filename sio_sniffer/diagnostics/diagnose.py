@@ -4,8 +4,10 @@ The checks run in the order the event flow needs them: TCP, ``/health``, the Eng
 over polling, the WebSocket upgrade, CONNECT per namespace, auth (none / valid / invalid), a hook
 event in and its arrival at a dashboard client, timing over ``--events N``, heartbeats, and
 reconnection after a dropped transport. A check is skipped only when an earlier failure leaves
-it nothing to mean. Every client runs through a sniffer of the command's own, so the analysis
-flags (the same as the proxy's) are reported alongside.
+it nothing to mean, or when the hook events are turned off (``--no-events``): they show in
+every dashboard open on the server, so they are announced first and marked as diagnose's own
+(:mod:`sio_sniffer.model.probes`). Every client runs through a sniffer of the command's own,
+so the analysis flags (the same as the proxy's) are reported alongside.
 
 Exit codes: 0 healthy, 1 problems found, 2 could not run.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +39,7 @@ from sio_sniffer.diagnostics.auth import (
 )
 from sio_sniffer.diagnostics.browser import browser_check
 from sio_sniffer.diagnostics.clients import (
+    HookBody,
     close_client,
     find_probe,
     hook_body,
@@ -50,7 +54,8 @@ from sio_sniffer.diagnostics.server import (
     HEALTH_PATH,
     INGEST_PATH,
 )
-from sio_sniffer.diagnostics.verdict import Check
+from sio_sniffer.diagnostics.verdict import Check, as_text
+from sio_sniffer.model.probes import PROBE_SOURCE, SNIFFER_502_PREFIX, probe_session_id
 
 ENGINEIO_PATH = "/socket.io/"
 HOOK_WAIT = 3.0  # how long a hook event may take to reach the dashboard
@@ -74,6 +79,8 @@ class Context:
     dashboard_auth: Any = None
     root_ok: bool = True
     hook_through: bool = False
+    upstream_down: bool = False  # a sniffer in front of the target answered for it: 502
+    body: HookBody = hook_body  # the probe events' POST body
 
 
 async def check_tcp(ctx: Context) -> Check:
@@ -93,18 +100,34 @@ async def check_tcp(ctx: Context) -> Check:
     return Check("tcp", v.PASS, f"{host}:{port} accepts connections ({ms:.1f} ms)")
 
 
+def _sniffer_502(status: int, body: bytes | str) -> bool:
+    """A sniffer (ours, or a ``sio-sniffer proxy`` the target is) answered because it could not
+    reach the server behind it; a server's own 502 does not carry the prefix."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return status == 502 and text.startswith(SNIFFER_502_PREFIX)
+
+
+def _upstream_down(ctx: Context, check: str, request: str, body: bytes | str) -> Check:
+    ctx.upstream_down = True
+    return Check.failed(check, f"{request} → HTTP 502 from the sniffer in front of the server: "
+                        f"{as_text(body)}", v.UPSTREAM_DOWN)
+
+
 async def check_health(ctx: Context) -> Check:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ctx.timeout)) \
                 as http, http.get(ctx.url + HEALTH_PATH) as resp:
-            text = await resp.text()
+            text = await resp.text(errors="replace")
             status = resp.status
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         return Check("health", v.WARN, f"GET {HEALTH_PATH} failed: {exc!r}", v.NO_HEALTH.cause,
                      v.NO_HEALTH.fix, v.NO_HEALTH.code)
+    if _sniffer_502(status, text):
+        return _upstream_down(ctx, "health", f"GET {HEALTH_PATH}", text)
     if status != 200:
-        return Check("health", v.WARN, f"GET {HEALTH_PATH} → HTTP {status}", v.NO_HEALTH.cause,
-                     v.NO_HEALTH.fix, v.NO_HEALTH.code)
+        said = f": {as_text(text)}" if text.strip() else ""
+        return Check("health", v.WARN, f"GET {HEALTH_PATH} → HTTP {status}{said}",
+                     v.NO_HEALTH.cause, v.NO_HEALTH.fix, v.NO_HEALTH.code)
     try:
         body = json.loads(text)
     except ValueError:
@@ -125,15 +148,18 @@ async def check_handshake(ctx: Context) -> Check:
             ctype = resp.headers.get("Content-Type")
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         return Check.failed("handshake", f"GET {ENGINEIO_PATH} failed: {exc!r}", v.NOT_ENGINEIO)
+    request = f"GET {ENGINEIO_PATH}?EIO=4&transport=polling"
+    if _sniffer_502(status, body):
+        return _upstream_down(ctx, "handshake", request, body)
     packets = decode_polling_payload(body, 4, ctype) if status == 200 else []
     first = packets[0] if packets else None
     if not isinstance(first, EioPacket) or first.type != EioType.OPEN:
-        return Check.failed("handshake", f"GET {ENGINEIO_PATH}?EIO=4&transport=polling → HTTP "
-                            f"{status}: {body[:80]!r}", v.NOT_ENGINEIO)
+        return Check.failed("handshake", f"{request} → HTTP {status}: {as_text(body)}",
+                            v.NOT_ENGINEIO)
     try:
         info = orjson.loads(first.data)
     except orjson.JSONDecodeError:
-        return Check.failed("handshake", f"OPEN packet is not JSON: {first.data!r}",
+        return Check.failed("handshake", f"OPEN packet is not JSON: {as_text(first.data)}",
                             v.NOT_ENGINEIO)
     ctx.open_info = info
     ctx.websocket = "websocket" in info.get("upgrades", [])
@@ -218,7 +244,7 @@ async def deliver(ctx: Context, count: int) -> Delivery:
                 got.sent_at[seq] = time.monotonic()
                 try:
                     async with http.post(ctx.url + INGEST_PATH,
-                                         json=hook_body(seq, nonce)) as resp:
+                                         json=ctx.body(seq, nonce)) as resp:
                         text = (await resp.text()).strip()
                         got.post_results.append(
                             (resp.status, (time.monotonic() - got.sent_at[seq]) * 1000, text))
@@ -249,7 +275,7 @@ async def check_hook(ctx: Context) -> Check:
     if status in (404, 405):
         return Check.failed("hook event", posted, v.HOOK_NO_ENDPOINT)
     if not 200 <= status < 300:
-        return Check.failed("hook event", posted + (f": {text[:100]!r}" if text else ""),
+        return Check.failed("hook event", posted + (f": {as_text(text)}" if text else ""),
                             v.HOOK_REJECTED, status=status)
     if 0 not in got.first:
         return Check.failed("hook event", posted + f"; nothing reached the dashboard client "
@@ -332,14 +358,29 @@ async def check_reconnection(ctx: Context) -> Check:
 Step = Callable[[Context], Awaitable["Check | list[Check]"]]
 
 
+def announcement(ctx: Context, session_id: str, browser: bool) -> str:
+    """What the hook steps are about to send and where, said before they do."""
+    count = (1 + ctx.events if ctx.root_ok else 0) + (ctx.events if browser else 0)
+    return (f"sending up to {count} test hook events (claude_event pre_tool, tool Bash) to "
+            f"{ctx.target}{INGEST_PATH}, marked session_id {session_id!r} and source "
+            f"{PROBE_SOURCE!r}: every dashboard open on this server shows them and a proxy in "
+            f"front logs them (--no-events skips this)")
+
+
 async def diagnose(target: str, *, namespaces: tuple[str, ...] = (), token: str = DEFAULT_TOKEN,
                    events: int = 20, timeout: float = 3.0, sniff: bool = True,
-                   browser: bool = False, on_check: Callable[[Check], None] | None = None
+                   browser: bool = False, send_events: bool = True,
+                   on_check: Callable[[Check], None] | None = None,
+                   on_note: Callable[[str], None] | None = None
                    ) -> tuple[list[Check], list[dict[str, Any]], str | None]:
-    """Run every check; returns (checks, sniffer flags as dicts, sniffer URL or None)."""
+    """Run every check; returns (checks, sniffer flags as dicts, sniffer URL or None).
+
+    ``on_note`` hears what diagnose is about to do to the server (the hook events it sends)."""
     observer = Observer(target) if sniff else None
     url = await observer.start() if observer is not None else target
-    ctx = Context(target, url, token, namespaces, events, timeout)
+    session_id = probe_session_id(new_nonce())
+    ctx = Context(target, url, token, namespaces, events, timeout,
+                  body=functools.partial(hook_body, session_id=session_id, source=PROBE_SOURCE))
     checks: list[Check] = []
 
     def add(result: Check | list[Check]) -> None:
@@ -358,6 +399,10 @@ async def diagnose(target: str, *, namespaces: tuple[str, ...] = (), token: str 
                  "nothing accepts TCP connections there")
             return checks, [], url if observer is not None else None
         add(await check_health(ctx))
+        if ctx.upstream_down:
+            skip(["handshake", "websocket", "namespaces", "hook event", "reconnection"],
+                 "the server behind the sniffer is down")
+            return checks, _flags(observer), url if observer is not None else None
         add(await check_handshake(ctx))
         if checks[-1].status == v.FAIL:
             skip(["websocket", "namespaces", "hook event", "reconnection"],
@@ -366,20 +411,27 @@ async def diagnose(target: str, *, namespaces: tuple[str, ...] = (), token: str 
         add(await check_namespaces(ctx))
         add(await check_websocket(ctx))
         add(await check_auth(ctx))
+        if send_events and (ctx.root_ok or browser) and on_note is not None:
+            on_note(announcement(ctx, session_id, browser))
         if not ctx.root_ok:
             skip(["hook event", "timing", "heartbeat", "reconnection"],
                  "no client can connect to / to act as the dashboard")
         else:
-            add(await check_hook(ctx))
-            if ctx.hook_through:
-                add(await check_timing(ctx))
+            if not send_events:
+                skip(["hook event", "timing"], "--no-events: no test events sent")
             else:
-                skip(["timing"], "no hook event reached the dashboard")
+                add(await check_hook(ctx))
+                if ctx.hook_through:
+                    add(await check_timing(ctx))
+                else:
+                    skip(["timing"], "no hook event reached the dashboard")
             add(await check_heartbeat(ctx))
             add(await check_reconnection(ctx))
-        if browser:
+        if browser and not send_events:
+            skip(["browser"], "--no-events: no test events sent")
+        elif browser:
             add(await browser_check(ctx.url, ("/", *ctx.namespaces), ctx.dashboard_auth,
-                                    ctx.events, ctx.timeout))
+                                    ctx.events, ctx.timeout, body=ctx.body))
     finally:
         if observer is not None:
             await observer.stop()

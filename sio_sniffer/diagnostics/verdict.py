@@ -40,6 +40,12 @@ class Check:
     def failed(cls, name: str, observed: str, why: Cause, **data: Any) -> Check:
         return cls(name, FAIL, observed, why.cause, why.fix, why.code, data)
 
+    @classmethod
+    def warned(cls, name: str, observed: str, why: Cause, **data: Any) -> Check:
+        """A finding worth knowing that does not break the server's own clients: shown with
+        its cause and fix, not counted as a problem."""
+        return cls(name, WARN, observed, why.cause, why.fix, why.code, data)
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
 
@@ -52,12 +58,26 @@ class Check:
         return out
 
 
+def as_text(body: bytes | str, limit: int = 100) -> str:
+    """A response body as a reader wants it in a report: decoded, on one line, trimmed (never a
+    bytes repr)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 SERVER_DOWN = Cause(
     "server_not_running",
     "Connection refused: the Socket.IO server is not running on this host/port (or it runs on "
     "another port: `claude-mpm run --monitor` takes the first free port in 8765-8785)",
     "Start the server first (`claude-mpm monitor start`, or `sio-sniffer serve`), or check port "
     "conflicts with `lsof -i :PORT` and point the clients at the port it really uses")
+UPSTREAM_DOWN = Cause(
+    "upstream_down",
+    "The upstream server is down (the sniffer in front of it could not reach it and answered "
+    "502 itself)",
+    "Start it (`claude-mpm monitor start`, or `sio-sniffer serve`), or point the sniffer's "
+    "--upstream at the port it really uses; the sniffer needs no restart")
 TCP_TIMEOUT = Cause(
     "tcp_timeout",
     "Connection timeouts: nothing answered the TCP connect in time (firewall, wrong host, or an "
@@ -97,6 +117,15 @@ CONNECT_UNANSWERED = Cause(
     "connection error', socket.io-client times out",
     "Connect without an auth payload (claude-mpm has no auth), or give the server's handler the "
     "argument: `async def connect(sid, environ, auth=None)`")
+# The same bug on a server that lets clients in without auth, as claude-mpm's own dashboard
+# connects: only a client that sends auth anyway (a token from another setup) is hit.
+AUTH_UNANSWERED_WARNING = Cause(
+    CONNECT_UNANSWERED.code,
+    "A CONNECT carrying an auth payload is never answered (the connect handler takes no `auth` "
+    "argument: claude-mpm's bug). This matters only to clients that send auth: the server lets "
+    "clients in without it, and its own dashboard sends no auth, so it connects fine",
+    "Connect your own clients without an auth payload (claude-mpm has no auth), or give the "
+    "server's handler the argument: `async def connect(sid, environ, auth=None)`")
 TOKEN_MISMATCH = Cause(
     "token_mismatch",
     "Invalid authentication token: the token differs between client and server",

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol, cast
 from urllib.parse import urlsplit
 
+from sio_sniffer.model.probes import SNIFFER_502_PREFIX
 from sio_sniffer.model.tap import (
     ConnClose,
     ConnOpen,
@@ -275,7 +276,8 @@ class _Link:
         if client.closed:
             self._finish()
             return
-        body = (reason + "\n").encode()
+        # Prefixed so a client can tell the sniffer's 502 from one the server sent itself.
+        body = (SNIFFER_502_PREFIX + reason + "\n").encode()
         response = (
             b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body

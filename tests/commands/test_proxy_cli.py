@@ -60,6 +60,7 @@ async def test_upstream_down_gives_502_and_says_so(tmp_path: Path) -> None:
             body = await resp.text()
         assert resp.status == 502
         assert body.count("\n") <= 1 and f"127.0.0.1:{dead}" in body
+        assert body.startswith("sio-sniffer: ")  # the sniffer's own answer, not the server's
     finally:
         assert await _stop(proc) == 0
     errors = [r for r in _log(log) if r["event"] == "upstream_error"]

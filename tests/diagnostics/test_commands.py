@@ -89,12 +89,14 @@ async def test_auth_test_claude_mpm_layout(diag_server: Any) -> None:
 
 
 async def test_auth_test_unanswered_auth_connect(diag_server: Any) -> None:
-    """auth-test against claude-mpm's auth bug: the valid-token test fails as unanswered."""
+    """auth-test against claude-mpm's auth bug: the valid-token test warns of the unanswered
+    CONNECT; clients without auth get in, so it is no failure."""
     server, _ = await diag_server("claude-mpm", faults=Faults(ignore_auth_connect=True))
     result = await run_subcommand(AUTH, server.url, "--json", "--timeout", "1", "--nsp")
     tests = {t["name"]: t for t in result.json()["tests"]}
-    assert result.code == 1
+    assert result.code == 0
     assert tests["auth: valid"]["code"] == "auth_connect_unanswered"
+    assert tests["auth: valid"]["status"] == "warn"
     assert tests["auth: none"]["status"] == "pass"
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from sio_sniffer import model
 from sio_sniffer.diagnostics.server import Faults
+from sio_sniffer.model.probes import PROBE_SESSION_PREFIX, PROBE_SOURCE
 from tests.diagnostics.diag_helpers import Finished, run_subcommand
 
 MODULE = "sio_sniffer.commands.diagnose"
@@ -38,6 +40,7 @@ async def test_healthy_server_exits_0(diag_server: Any, layout: str, argv: tuple
     assert text.code == 0, text.stdout + text.stderr
     assert "✗" not in text.stdout and "healthy" in text.stdout
     assert "✓ hook event" in text.stdout and "✓ reconnection" in text.stdout
+    assert "» sending up to 6 test hook events" in text.stdout  # announced before it sends
     report = js.json()
     assert js.code == 0 and report["healthy"] is True and report["sniffer"]
     statuses = {c["name"]: c["status"] for c in report["checks"]}
@@ -62,8 +65,6 @@ async def test_nothing_listening() -> None:
 CASES = [
     ("namespaces", Faults(reject_namespaces=True), ("--nsp", "/hook", "/system"),
      "namespace /hook", "namespace_missing", "Unable to connect", "register the namespace"),
-    ("claude-mpm", Faults(ignore_auth_connect=True), (), "auth: valid",
-     "auth_connect_unanswered", "never answered", "auth=None"),
     ("claude-mpm", Faults(drop_hook_events=True), (), "hook event", "not_relayed",
      "nothing reached the dashboard", "join the correct rooms"),
     ("claude-mpm", Faults(polling_only=True), (), "websocket", "polling_only",
@@ -91,6 +92,48 @@ async def test_broken_server_named_with_cause_and_fix(
     assert seen in text.stdout
     found = failing(js)[check]
     assert found["code"] == code and fix in found["fix"] and found["cause"]
+
+
+async def test_unanswered_auth_connect_is_a_warning_when_no_auth_gets_in(
+        diag_server: Any) -> None:
+    """claude-mpm's auth bug on a server that lets clients in without auth (as its own
+    dashboard connects): a warning with cause and fix, shown with '!', and exit 0."""
+    server, _ = await diag_server("claude-mpm", faults=Faults(ignore_auth_connect=True))
+    text, js = await both(server.url)
+    assert text.code == 0 and js.code == 0, text.stdout + text.stderr
+    assert "! auth: valid" in text.stdout and "✗" not in text.stdout
+    assert "healthy, 2 warning(s)" in text.stdout
+    checks = {c["name"]: c for c in js.json()["checks"]}
+    valid = checks["auth: valid"]
+    assert valid["status"] == "warn" and valid["code"] == "auth_connect_unanswered"
+    assert "own dashboard sends no auth" in valid["cause"] and "auth=None" in valid["fix"]
+    assert checks["auth: invalid"]["status"] == "warn"
+    assert js.json()["warnings"] == 2
+
+
+async def test_probe_events_are_marked_and_no_events_sends_none(diag_server: Any) -> None:
+    """Every probe event carries diagnose's session id and source marker; with --no-events
+    none reaches the server, the hook steps say "skipped", and nothing is announced."""
+    server, rec = await diag_server("claude-mpm")
+    marked = await run_subcommand(MODULE, server.url, "--events", "2", "--timeout", "1",
+                                  "--json")
+    assert marked.code == 0, marked.stdout + marked.stderr
+    (announced,) = marked.json()["notes"]
+    assert "sio-sniffer diagnose" in announced and "» " + announced in marked.stderr
+    relayed = rec.of(model.BROADCAST, name="tool_event")
+    assert len(relayed) == 3
+    for record in relayed:
+        data = record.args[0]
+        assert data["source"] == PROBE_SOURCE
+        assert data["session_id"].startswith(PROBE_SESSION_PREFIX)
+    before = len(rec.of(model.HTTP, path="/api/events"))
+    quiet = await run_subcommand(MODULE, server.url, "--timeout", "1", "--no-events",
+                                 "--json")
+    assert quiet.code == 0 and quiet.json()["notes"] == [] and "»" not in quiet.stderr
+    statuses = {c["name"]: c for c in quiet.json()["checks"]}
+    assert statuses["hook event"]["status"] == statuses["timing"]["status"] == "skip"
+    assert "--no-events" in statuses["hook event"]["observed"]
+    assert len(rec.of(model.HTTP, path="/api/events")) == before
 
 
 async def test_bad_url_could_not_run() -> None:

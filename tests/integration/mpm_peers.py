@@ -7,9 +7,11 @@ builds it, and the fixture builds it on first use when it is missing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +39,15 @@ def ensure_venv() -> Path:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "claude-mpm"], check=True)
     return python
 
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    """``python -m sio_sniffer ARGS`` in a child process: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sio_sniffer", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 @dataclass

@@ -143,7 +143,7 @@ async def test_upstream_down_answers_502_and_reports_it() -> None:
     reason = f"upstream refused connection at {upstream}: is the server running?"
     head, body = answer.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
-    assert body == reason.encode() + b"\n"
+    assert body == b"sio-sniffer: " + reason.encode() + b"\n"  # the log's reason stays bare
     errors = tap.of(UpstreamError)
     assert [(e.url, e.reason) for e in errors] == [(upstream, reason)]
     assert [r.status for r in tap.of(HttpResponse)] == [502]
