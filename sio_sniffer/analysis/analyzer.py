@@ -168,6 +168,7 @@ class Analyzer:
                              "lost": self.flag.counts.get(F.LOST, 0),
                              "late": relay.late,
                              "bypassed": relay.bypassed,
+                             "probes_lost": relay.probes_lost,
                              "open_at_exit": self.correlator.waiting(),
                              "dropped_table_full": self.correlator.dropped,
                              "lost_by_cause": dict(relay.lost_causes),

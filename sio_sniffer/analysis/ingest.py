@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from sio_sniffer import model
 from sio_sniffer.analysis.bookkeeping import Latencies, Part, Shared
-from sio_sniffer.analysis.correlate import Correlator
+from sio_sniffer.analysis.correlate import Correlator, Expectation
 from sio_sniffer.analysis.liveness import Liveness
 from sio_sniffer.analysis.lost import UPSTREAM_DOWN_HINT, ingest_hint
 from sio_sniffer.analysis.relay import Relay
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
+from sio_sniffer.model.probes import SNIFFER_502_PREFIX
 
 
 @dataclass(slots=True)
@@ -53,6 +55,11 @@ class Ingest(Part):
         self.latency = Latencies(config.latency_samples)
         self.sid400: OrderedDict[str, Sid400] = OrderedDict()
         self.hooks_watched = False  # a "hooks" timer was set (once per run)
+        # Answers that completed before their request did (the sniffer's own 502 goes out as
+        # soon as the request starts): (conn, seq) -> (status, duration_ms, why unreachable),
+        # given to the expectation its request opens.
+        self.early: OrderedDict[tuple[str | None, Any], tuple[int, Any, str | None]] = (
+            OrderedDict())
         # Connections the sniffer answered itself (502) because the server was unreachable.
         self.unreachable: OrderedDict[str, str] = OrderedDict()
 
@@ -81,6 +88,10 @@ class Ingest(Part):
         path = str(record.get("path"))
         rule = self.correlator.rule_for_http(path)
         self.relay.expect(record, "http", rule, path=path)
+        answer = self.early.pop((record.conn, record.get("seq")), None)
+        exp = self.correlator.for_request(record.conn, record.get("seq"))
+        if answer is not None and exp is not None:
+            self._answered(exp, *answer)
 
     def watch_hooks(self, record: Record) -> None:
         """A client connected on the profile's namespace: if no hook posts within
@@ -146,14 +157,19 @@ class Ingest(Part):
         if not self._is_ingest(record):
             return
         down = self.unreachable.pop(record.conn or "", None)
+        body = record.get("body")
+        if (down is None and status == 502 and isinstance(body, str)
+                and body.startswith(SNIFFER_502_PREFIX)):
+            # The sniffer's own answer, recognised by its body whatever order records came in.
+            down = body[len(SNIFFER_502_PREFIX):].strip()
         duration = record.get("duration_ms")
         self.status[str(status)] += 1
         exp = self.correlator.for_request(record.conn, record.get("seq"))
         if exp is not None:
-            exp.status = status
-            exp.duration_ms = duration
-            if down is not None:
-                exp.extra["upstream_down"] = down
+            self._answered(exp, status, duration, down)
+        else:
+            self.early[(record.conn, record.get("seq"))] = (status, duration, down)
+            self.bounds.bound(self.early, 1024)
         path = record.get("path")
         if down is not None:
             self.flag(record.ts, F.INGEST_REJECTED, F.LOST_UPSTREAM_DOWN,
@@ -164,7 +180,6 @@ class Ingest(Part):
         if isinstance(duration, (int, float)):
             self.latency.add(duration / 1000)
         if not 200 <= status < 300:
-            body = record.get("body")
             self.flag(record.ts, F.INGEST_REJECTED, str(status),
                       f"the server answered POST {path} with {status}"
                       + (f": {str(body)[:200]!r}" if body else ""),
@@ -177,6 +192,13 @@ class Ingest(Part):
                       f"answer the ingest first and relay in the background: a hook with a "
                       f"{self.slow_ms:g} ms timeout (claude-mpm's fast hook) gives up and the "
                       "event is lost", record, duration_ms=duration, limit_ms=self.slow_ms)
+
+    @staticmethod
+    def _answered(exp: Expectation, status: int, duration: Any, down: str | None) -> None:
+        exp.status = status
+        exp.duration_ms = duration
+        if down is not None:
+            exp.extra["upstream_down"] = down
 
     def _engineio_http(self, record: Record, status: int) -> None:
         sid = record.eio_sid

@@ -24,6 +24,7 @@ from sio_sniffer.analysis.correlate import Correlator, Expectation, rule_key
 from sio_sniffer.analysis.lost import Emission, LostJudge
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
+from sio_sniffer.model.probes import PROBE_SOURCE
 
 # How many distinctive scalars of an ingested payload are offered to the correlator, which
 # indexes the expectation under the least shared of them.
@@ -61,6 +62,7 @@ class Relay(Part):
         self.late = 0
         self.last_ingest = -math.inf
         self.bypassed = 0
+        self.probes_lost = 0
         # Lost expectations still matchable, oldest first (config.late_window, max_late_watch).
         self.watched: OrderedDict[int, Expectation] = OrderedDict()
 
@@ -101,6 +103,8 @@ class Relay(Part):
         self.opened += 1
         if source == "http":
             self.last_ingest = record.ts
+            if _is_probe(body):
+                exp.extra["probe"] = True
         self.correlator.add(exp)
         self.wake_by(exp.deadline)
 
@@ -236,6 +240,10 @@ class Relay(Part):
         if "lost_code" in exp.extra:
             self.watched.pop(exp.id, None)
             return  # watched for a late delivery that did not come: it stays lost
+        if exp.extra.get("probe"):
+            # diagnose's own test event: diagnose reports it; the proxy only counts it.
+            self.probes_lost += 1
+            return
         nsp = self.judge.expected_nsp(exp)
         others = [s for s in self.sessions.open.values() if s.eio_sid != exp.eio_sid]
         receivers = [s for s in others if s.connected(nsp)]
@@ -312,6 +320,12 @@ def _sender(record: Record) -> str:
     peer = str(record.get("peer") or "?")
     agent = record.get("user_agent")
     return f"{peer} ({agent})" if agent else peer
+
+
+def _is_probe(body: Any) -> bool:
+    """A test event of ``sio-sniffer diagnose`` (marked with its ``source``)."""
+    return any(isinstance(d, dict) and d.get("source") == PROBE_SOURCE
+               for d in payload.dict_chain(body))
 
 
 def _matchable(target: Any, scalars: list[Any]) -> bool:

@@ -20,6 +20,7 @@ import socketio
 from sio_sniffer import model
 from sio_sniffer.analysis import AnalysisConfig, load_profile
 from sio_sniffer.model import flags as F
+from sio_sniffer.model.probes import PROBE_SOURCE
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.testing import Recorder, free_port
 from tests.integration.mpm_peers import HOOK, VENV, Monitor
@@ -240,3 +241,21 @@ async def test_the_same_hook_posted_twice_is_two_deliveries(monitor: Monitor) ->
     assert flags(rec) == []
     [summary] = rec.of(model.SUMMARY)
     assert summary.get("expectations")["matched"] == 2
+
+
+async def test_diagnose_probes_are_counted_not_flagged(monitor: Monitor) -> None:
+    """A diagnose probe (marked with its source) that nobody receives is counted as a probe,
+    not flagged lost; the same event from a real hook is."""
+    async with sniffing(f"http://127.0.0.1:{monitor.port}") as (sniffer, rec), \
+            aiohttp.ClientSession() as http:
+        probe = hook_body(8)
+        probe["data"]["source"] = PROBE_SOURCE
+        for body in (probe, hook_body(9)):
+            async with http.post(f"{sniffer.url}/api/events", json=body) as response:
+                assert response.status == 204
+        lost = await rec.wait_flag(F.LOST)
+        await until_past(sniffer, rec, rec.of(model.HTTP_REQUEST)[-1].ts + DEADLINE)
+    assert lost.get("code") == F.LOST_NO_RECEIVERS
+    assert len(rec.flags(F.LOST)) == 1  # the real hook's event only
+    [summary] = rec.of(model.SUMMARY)
+    assert summary.get("expectations")["probes_lost"] == 1
