@@ -234,8 +234,10 @@ class LostJudge:
         (another name: a request and its reply) or when nobody else listened."""
         if exp.echo_name != exp.name:
             return None
+        # Only who was connected when it came in waited for it: a client connecting later (a
+        # new one, or a reconnect's new session) could not have received it anyway.
         listeners = [(s, n) for s in others if s.role() == "dashboard"
-                     for n, st in s.nsps.items() if st.state == "connected"]
+                     for n, st in s.nsps.items() if st.state == "connected" and st.since <= exp.ts]
         if not listeners:
             return None
         parts = "; ".join(f"{s.eio_sid} on {n}" for s, n in listeners[:6])

@@ -59,6 +59,17 @@ def core(value: Any) -> Any:
     return value
 
 
+def main_argument(args: Any) -> Any:
+    """Of an event's arguments, the one dict when the others are scalars, as in
+    ``emit("say", room, {...})``: the scalars are routing (a room, a recipient) that the server
+    consumes and a relay does not re-emit; otherwise the arguments as :func:`core` gives them."""
+    if isinstance(args, list) and len(args) > 1:
+        dicts = [a for a in args if isinstance(a, dict)]
+        if len(dicts) == 1 and not any(isinstance(a, list) for a in args):
+            return dicts[0]
+    return core(args)
+
+
 def leaf_count(value: Any, limit: int = MAX_NODES) -> int:
     """Number of scalar leaves (strings, numbers, booleans, bytes, null) in a payload."""
     return len(leaves(value, limit))

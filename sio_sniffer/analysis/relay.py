@@ -76,7 +76,8 @@ class Relay(Part):
 
     def expect(self, record: Record, source: str, rule_index: int | None,
                path: str | None = None) -> None:
-        body = payload.core(record.args)
+        body = (payload.main_argument(record.args) if source == "event"
+                else payload.core(record.args))
         chain = payload.dict_chain(body)
         target: Any = chain[-1] if chain else body
         scalars = payload.leaves(target)
@@ -250,8 +251,11 @@ class Relay(Part):
         fields: dict[str, Any] = {"expected_nsp": nsp, "waited_s": round(ts - exp.ts, 3),
                                   "ingest_status": exp.status}
         must_relay = exp.source != "event" or self._must_relay(exp)
+        # Clients that connected after it came in could not have got it: an echo to a sender
+        # alone at the time reached everyone there was.
+        waiting = [s for s in receivers if s.nsps[nsp].since <= exp.ts]
         verdict: tuple[str, str, str, str] | None
-        if exp.echoed and (not receivers or not must_relay):
+        if exp.echoed and (not waiting or not must_relay):
             # Back to the sender only: a request answered, unless listeners waited elsewhere.
             echo = self.judge.echo_elsewhere(exp, others)
             if echo is None:

@@ -531,3 +531,65 @@ def test_number_reserialised_as_an_integer_still_matches() -> None:
     assert w.flags(F.LOST) == []
     w.analyzer.finish(w.t)
     assert w.records(model.SUMMARY)[0].get("expectations")["matched"] == 1
+
+
+@pytest.mark.parametrize("listener_first", [True, False])
+def test_echo_only_counts_the_listeners_connected_when_the_event_came_in(
+        listener_first: bool) -> None:
+    """Generic mode: an event echoed to its sender alone is echo_only while a listener was
+    connected; a listener that connects after it (a new client, a reconnect's new session)
+    could not have got it: no flag."""
+    w = Wire()
+    w.client("A")
+    if listener_first:
+        w.client("L")
+    w.wait(0.1)
+    w.in_event("A", "note", [{"text": "hello there"}])
+    w.out_event("A", "note", [{"text": "hello there"}])
+    w.wait(0.3)
+    if not listener_first:
+        w.client("L")
+    w.wait(2.0)
+    assert [f.get("code") for f in w.flags()] == ([F.LOST_ECHO_ONLY] if listener_first else [])
+
+
+@pytest.mark.parametrize("other_stays", [True, False])
+def test_relayed_kind_echoed_to_a_sender_alone_at_the_time_is_delivered(
+        other_stays: bool) -> None:
+    """A kind the server relays, echoed to its sender only: echo_only while another client was
+    connected; when the sender was alone and a client connects only afterwards, the echo
+    reached everyone there was: no flag."""
+    w = Wire()
+    w.client("A")
+    w.client("B")
+    w.wait(0.1)
+    w.in_event("A", "note", [{"text": "first note"}])
+    w.broadcast(["A", "B"], "note", [{"text": "first note"}])
+    w.wait(0.1)
+    if not other_stays:
+        w.close("B")
+    w.in_event("A", "note", [{"text": "second note"}])
+    w.out_event("A", "note", [{"text": "second note"}])
+    w.wait(0.3)
+    w.client("C")
+    w.wait(2.0)
+    assert [f.get("code") for f in w.flags()] == ([F.LOST_ECHO_ONLY] if other_stays else [])
+
+
+def test_routing_arguments_are_not_expected_out_again() -> None:
+    """``emit("say", room, {...})`` relayed as ``io.to(room).emit("message", {...})``: the
+    dict argument came out, the room did not (it is routing): matched. The next ``say`` that
+    the server does not emit at all is still lost."""
+    w = Wire()
+    w.client("A")
+    w.client("B")
+    w.wait(0.1)
+    w.in_event("A", "say", ["lobby", {"text": "hello there"}])
+    # B first: the judge compares a lost event with what others got, not with the echo.
+    w.broadcast(["B", "A"], "message", [{"text": "hello there"}])
+    w.wait(2.0)
+    assert w.flags() == []
+    w.in_event("A", "say", ["lobby", {"text": "anyone here"}])
+    w.wait(2.0)
+    [flag] = w.flags()
+    assert flag.get("flag") == F.LOST and flag.get("code") == F.LOST_NOT_EMITTED
