@@ -25,12 +25,14 @@ import io
 import time
 from pathlib import Path
 
-from sio_sniffer import bench
 from sio_sniffer.analysis import AnalysisConfig, Analyzer
+from sio_sniffer.bench.processes import find_peers, run_clients, start_server
+from sio_sniffer.bench.workloads import Workload
 from sio_sniffer.model import Record
 from sio_sniffer.model.tap import TapEvent
 from sio_sniffer.pipeline.decode import Pipeline, PipelineConfig
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
+from sio_sniffer.testing import free_port
 from sio_sniffer.transport.channel import ChannelReader, ChannelWriter
 from sio_sniffer.transport.relay import Relay
 
@@ -39,16 +41,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 async def record_channel(events: int, dashboards: int, node_modules: str | None) -> bytes:
     """The channel bytes of one burst relayed to ``dashboards`` clients."""
-    peers = bench.find_peers("node", node_modules, print)
-    server, upstream = await bench.start_server(peers)
+    peers = find_peers("node", node_modules, print)
+    server, upstream = await start_server(peers)
     chunks: list[bytearray] = []
     writer = ChannelWriter(chunks.append, lambda: 0)
-    port = bench.free_port()
+    port = free_port()
     relay = Relay(upstream, [("127.0.0.1", port)], lambda _: None, tap_factory=writer.tap)
     await relay.start()
     try:
-        work = bench.Workload("stages", "burst", ["websocket"], dashboards, events, 100)
-        result, _ = await bench.run_clients(peers, work, f"http://127.0.0.1:{port}", 30,
+        work = Workload("stages", "burst", ["websocket"], dashboards, events, 100)
+        result, _ = await run_clients(peers, work, f"http://127.0.0.1:{port}", 30,
                                             lambda *_: None)
         if not result.get("complete"):
             raise SystemExit(f"the workload did not complete: {result}")

@@ -220,6 +220,12 @@ def has_key(value: Any, key: str) -> bool:
     return any(isinstance(node, dict) and key in node for node in nodes(value))
 
 
+def has_value(value: Any, key: str) -> bool:
+    """Some dict inside the payload has ``key`` with a value other than None: a field relayed
+    as ``null`` is as good as dropped for a view that groups by it."""
+    return any(isinstance(node, dict) and node.get(key) is not None for node in nodes(value))
+
+
 def pairs(value: Any) -> frozenset[tuple[str, Any]]:
     """The ``(key, scalar)`` pairs of a payload as a set, for :func:`similarity`."""
     return frozenset((k, _hashable(v)) for k, v in scalars(value))

@@ -90,7 +90,8 @@ class Relay(Part):
             return
         fields: tuple[str, ...] = ()
         if self.profile is not None and self.profile.required_fields:
-            fields = tuple(f for f in self.profile.required_fields if payload.has_key(body, f))
+            fields = tuple(f for f in self.profile.required_fields
+                           if payload.has_value(body, f))
         within = rule.within if rule is not None and rule.within is not None else None
         exp = Expectation(
             id=self.correlator.new_id(), ts=record.ts,
@@ -191,12 +192,12 @@ class Relay(Part):
             self.relaying.move_to_end((exp.nsp, exp.name))
             self.bounds.bound(self.relaying, 256)
             self.never_flagged.pop(f"{exp.nsp} {exp.name}", None)
-        lost = [f for f in exp.fields if not payload.has_key(out.args, f)]
+        lost = [f for f in exp.fields if not payload.has_value(out.args, f)]
         if lost:
             what = f"POST {exp.path}" if exp.source == "http" else f"{exp.name!r} from a client"
             self.flag(out.ts, F.FIELDS_LOST, "dropped",
                       f"{what} carried {', '.join(lost)}, but the relayed {out.name!r} on "
-                      f"{out.nsp} lacks {'it' if len(lost) == 1 else 'them'}",
+                      f"{out.nsp} lacks {'it' if len(lost) == 1 else 'them'} (missing, or null)",
                       f"keep {', '.join(lost)} when the server re-normalizes the event: the "
                       f"dashboard pairs and groups events by them", out,
                       dedupe=(out.nsp, out.name, tuple(lost)), fields=lost)

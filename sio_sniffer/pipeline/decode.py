@@ -81,6 +81,9 @@ class _Conn:
     conn: str
     peer: str
     session: _Session | None = None  # set once the connection carries an Engine.IO WebSocket
+    # Who sent the first WebSocket close frame: the side that ended the session, even when the
+    # other side then closes the TCP connection first (a server answering a client's close).
+    ws_closed_by: str | None = None
 
 
 def _query(target: str) -> tuple[str, dict[str, str]]:
@@ -159,7 +162,10 @@ class Pipeline:
                           extra={"by": ev.by, "error": ev.error}))
         if session is not None and not session.closed:
             # The WebSocket was the session's transport: losing it ends the Engine.IO session.
-            self._close_session(session, ev.ts, ev.conn, f"transport closed by {ev.by}")
+            by = state.ws_closed_by if state and state.ws_closed_by else None
+            self._close_session(session, ev.ts, ev.conn,
+                                f"{by} closed the WebSocket" if by
+                                else f"transport closed by {ev.by}")
 
     def _peer(self, conn: str) -> str | None:
         state = self._conns.get(conn)
@@ -277,6 +283,8 @@ class Pipeline:
             return
         state = self._conns.get(ev.conn)
         sid = state.session.sid if state and state.session else None
+        if state is not None and state.ws_closed_by is None:
+            state.ws_closed_by = "client" if ev.dir == "in" else "server"
         self._emit(Record(model.WS_CLOSE, ev.ts, conn=ev.conn, eio_sid=sid, dir=ev.dir,
                           transport="websocket",
                           extra={"code": ev.close_code, "reason": ev.close_reason}))

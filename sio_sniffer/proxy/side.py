@@ -95,7 +95,14 @@ class ObserverSide:
         return notices
 
     def print_rooms(self) -> None:
-        self.log(Record(model.ROOMS, time.time(), extra={"rooms": self.observer.rooms()}))
+        """SIGUSR1: the inferred rooms, to the log and, readable, to the terminal."""
+        rooms = self.observer.rooms()
+        self.log(Record(model.ROOMS, time.time(), extra={"rooms": rooms}))
+        say(f"{len(rooms)} inferred room(s)" + "".join(
+            f"\n  {room['nsp']}: {len(room['members'])} member(s), {room['broadcasts']} "
+            f"broadcast(s) ({', '.join(map(str, room['names']))})"
+            + (", everyone on the namespace" if room.get("everyone") else "")
+            for room in rooms))
 
     async def close(self) -> None:
         """Work off what is queued; the analysis' rooms and summary records end log and capture."""

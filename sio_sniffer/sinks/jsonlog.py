@@ -161,6 +161,8 @@ class JsonLogSink:
             return
         if not self._filter.keeps(record):
             return
+        if kind == model.SUMMARY:
+            self._summarise(record.ts)  # the heartbeat count goes before it: the summary is last
         self.write(record.to_dict())
 
     def write(self, line: dict[str, Any]) -> None:

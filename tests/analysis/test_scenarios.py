@@ -264,6 +264,28 @@ async def test_8_correlation_id_dropped() -> None:
     assert flag.get("fields") == ["correlation_id"]
 
 
+async def test_8_correlation_id_relayed_as_null(py_server_factory: Any) -> None:
+    """The relay keeps the key but sends correlation_id as null: as lost for the views."""
+
+    def setup(sio: socketio.AsyncServer, app: web.Application) -> None:
+        async def ingest(request: web.Request) -> web.Response:
+            payload = dict((await request.json())["data"])
+            payload["correlation_id"] = None
+            await sio.emit("tool_event", payload)
+            return web.Response(status=204)
+
+        app.router.add_post("/api/events", ingest)
+
+    server = await py_server_factory(setup)
+    async with proxied(server.url) as rig, dashboards(rig.url) as [board]:
+        assert await post_hook(rig.url) == 204
+        payload = await board.receive("tool_event")
+        assert payload["correlation_id"] is None
+        flag = await rig.rec.flag(F.FIELDS_LOST)
+    assert flag.get("fields") == ["correlation_id"]
+    assert "null" in str(flag.get("cause"))
+
+
 # 5: CONNECT with auth never answered.
 
 

@@ -123,6 +123,9 @@ async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_facto
         await client.disconnect()
         proc.send_signal(signal.SIGUSR1)
         await _until(lambda: log.exists() and '"event":"rooms"' in log.read_text())
+        assert proc.stderr is not None  # the rooms reach the terminal too
+        said = await asyncio.wait_for(proc.stderr.readline(), 10)
+        assert b"inferred room(s)" in said, said
     finally:
         assert await _stop(proc) == 0
     lines = _log(log)

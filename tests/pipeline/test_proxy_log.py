@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 from aiohttp import web
@@ -109,7 +110,9 @@ async def test_log_records_a_whole_session(py_server_factory: Any,
     out = log.of("sio.event", name="echoed", dir="out")
     assert out and out[0]["eio_sid"] == sid and out[0]["sio_sid"]
     assert log.of("sio.event", name="custom_reply", nsp="/custom", dir="out")
-    assert log.of("eio.close", eio_sid=sid)
+    [close] = log.of("eio.close", eio_sid=sid)
+    # disconnect(): Engine.IO's close packet on polling, the WebSocket's close frame on websocket
+    assert close["reason"] in ("client sent close", "client closed the WebSocket")
     assert not log.of("decode_error")
     assert all(r["ts"].endswith("Z") for r in log.lines())
 
@@ -159,3 +162,27 @@ async def test_filters_keep_only_what_was_asked(py_server_factory: Any) -> None:
     assert [e["name"] for e in named] == ["custom_reply"]
     assert all(e.get("nsp") in (None, "/custom") for e in events)
     assert all(e.get("dir") in (None, "out") for e in events)
+
+
+async def test_a_websocket_the_client_closes_is_closed_by_the_client(
+        py_server_factory: Any) -> None:
+    """A client that ends its WebSocket session with a close frame alone (as a browser closing
+    its tab does) closed the session, even though the server then drops the TCP connection
+    first: eio.close says the client closed it."""
+    server = await py_server_factory()
+    log = Log()
+    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=server.url),
+                      sinks=[log.sink])
+    await sniffer.start()
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+                sniffer.url + "/socket.io/?EIO=4&transport=websocket") as ws:
+            assert (await ws.receive_str()).startswith("0")  # Engine.IO open
+            await ws.send_str("40")
+            assert (await ws.receive_str()).startswith("40")  # connected on /
+            await ws.close()
+    finally:
+        await sniffer.stop()
+    [close] = log.of("eio.close")
+    assert close["reason"] == "client closed the WebSocket"
+    assert log.of("ws.close")[0]["dir"] == "in"  # the client's frame came first

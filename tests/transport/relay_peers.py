@@ -220,8 +220,11 @@ async def _py_steps(client: socketio.AsyncClient, url: str, transports: list[str
 
     refused = socketio.AsyncClient(reconnection=False)
     error: asyncio.Future[Any] = loop.create_future()
-    refused.on("connect_error", lambda data: error.done() or error.set_result(data),
-               namespace="/admin")
+    def refusal(data: Any) -> None:
+        if not error.done():
+            error.set_result(data)
+
+    refused.on("connect_error", refusal, namespace="/admin")
     with contextlib.suppress(socketio.exceptions.ConnectionError):
         await refused.connect(url, namespaces=["/admin"], auth={"token": "bad"},
                               transports=transports, wait_timeout=10)

@@ -84,9 +84,10 @@ class Client:
 
     def role(self) -> str:
         """The analysis' guess (analysis/sessions.py): only sends = hook, only receives =
-        dashboard; an HTTP source is always a hook."""
+        dashboard; an HTTP source is a hook when it posts, and a page load (a browser fetching
+        the dashboard's files) when it only fetches."""
         if self.kind == "http":
-            return "hook"
+            return "hook" if self.events_in else "web"
         if self.events_in and not self.events_out:
             return "hook"
         if not self.events_in:
@@ -210,6 +211,8 @@ class ViewState:
         client.peer = record.get("peer")
         client.user_agent = record.get("user_agent")
         agent = (peer_host(client.peer), client.user_agent)
+        # The same client coming back after a drop; a session its client closed itself (a tab
+        # closed, a disconnect()) is not counted, so a new tab is no reconnect.
         if self.closed_agents[agent] > 0:
             self.reconnects += 1
             self.closed_agents[agent] -= 1
@@ -223,7 +226,8 @@ class ViewState:
         if client is not None and client.state == "open":
             client.state = "closed"
             client.reason = record.get("reason")
-            self.closed_agents[(peer_host(client.peer), client.user_agent)] += 1
+            if not str(client.reason or "").startswith("client"):
+                self.closed_agents[(peer_host(client.peer), client.user_agent)] += 1
             if len(self.closed_agents) > MAX_CLIENTS:
                 del self.closed_agents[next(iter(self.closed_agents))]
 
@@ -333,7 +337,7 @@ class ViewState:
                 "nsps": list(self.nsps)}
 
     def _flow(self) -> dict[str, Any]:
-        sources = [c for c in self.clients.values() if c.events_in or c.kind == "http"]
+        sources = [c for c in self.clients.values() if c.events_in]
         receivers = [c for c in self.clients.values()
                      if c.kind == "session" and c.role() != "hook"]
         lost_in: dict[str, Counter[str]] = {k[3:]: v for k, v in self.lost_at.items()
