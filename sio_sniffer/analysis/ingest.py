@@ -55,6 +55,9 @@ class Ingest(Part):
         self.latency = Latencies(config.latency_samples)
         self.sid400: OrderedDict[str, Sid400] = OrderedDict()
         self.hooks_watched = False  # a "hooks" timer was set (once per run)
+        # What each ingest request carried that may explain its answer: (conn, seq) ->
+        # (body size, the JSON parser's complaint, the body's first bytes).
+        self.bodies: OrderedDict[tuple[str | None, Any], tuple[Any, Any, Any]] = OrderedDict()
         # Answers that completed before their request did (the sniffer's own 502 goes out as
         # soon as the request starts): (conn, seq) -> (status, duration_ms, why unreachable),
         # given to the expectation its request opens.
@@ -88,6 +91,9 @@ class Ingest(Part):
         path = str(record.get("path"))
         rule = self.correlator.rule_for_http(path)
         self.relay.expect(record, "http", rule, path=path)
+        self.bodies[(record.conn, record.get("seq"))] = (
+            body_size, record.get("body_error"), record.get("body_start"))
+        self.bounds.bound(self.bodies, 1024)
         answer = self.early.pop((record.conn, record.get("seq")), None)
         exp = self.correlator.for_request(record.conn, record.get("seq"))
         if answer is not None and exp is not None:
@@ -179,12 +185,14 @@ class Ingest(Part):
             return
         if isinstance(duration, (int, float)):
             self.latency.add(duration / 1000)
+        sent = self.bodies.pop((record.conn, record.get("seq")), None)
         if not 200 <= status < 300:
+            seen, hint = self._rejected_because(status, sent)
             self.flag(record.ts, F.INGEST_REJECTED, str(status),
                       f"the server answered POST {path} with {status}"
-                      + (f": {str(body)[:200]!r}" if body else ""),
-                      ingest_hint(status, path), record, dedupe=(path, status, record.conn),
-                      status=status, body=body)
+                      + (f": {str(body)[:200]!r}" if body else "") + seen,
+                      hint or ingest_hint(status, path), record,
+                      dedupe=(path, status, record.conn), status=status, body=body)
         if isinstance(duration, (int, float)) and duration > self.slow_ms:
             self.flag(record.ts, F.SLOW_INGEST, "slow",
                       f"the server took {duration:.0f} ms to answer POST {path}, above "
@@ -192,6 +200,22 @@ class Ingest(Part):
                       f"answer the ingest first and relay in the background: a hook with a "
                       f"{self.slow_ms:g} ms timeout (claude-mpm's fast hook) gives up and the "
                       "event is lost", record, duration_ms=duration, limit_ms=self.slow_ms)
+
+    def _rejected_because(self, status: int,
+                          sent: tuple[Any, Any, Any] | None) -> tuple[str, str | None]:
+        """What the request itself shows about its rejection: ``(" (fact)", hint)``, or
+        ``("", None)`` when it shows nothing (the hint then guesses from the status)."""
+        if sent is None:
+            return "", None
+        size, error, start = sent
+        if self.max_body is not None and isinstance(size, int) and size > self.max_body:
+            return (f" (the body is {size} bytes, above the server's {self.max_body}-byte limit)",
+                    "send smaller events, or raise the server's request size limit (aiohttp: "
+                    "web.Application(client_max_size=...))")
+        if error and status >= 400:
+            return (f" (the body is not JSON: {error}; it starts {start!r})",
+                    "fix what the hook sends: the body must be one JSON document")
+        return "", None
 
     @staticmethod
     def _answered(exp: Expectation, status: int, duration: Any, down: str | None) -> None:

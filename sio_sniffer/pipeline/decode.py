@@ -46,6 +46,7 @@ OnRecord = Callable[[Record], None]
 # How much of a request body is parsed as JSON for an http.request record: ingest bodies are
 # small (claude-mpm's hook events are a few KiB); a huge upload is summarised, not parsed.
 MAX_INGEST_JSON = 4 * 1024 * 1024
+BODY_START = 80  # bytes of a body that is not JSON kept in its http.request record
 # How much of a raw frame a decode_error record keeps (base64): enough to see what was wrong.
 MAX_ERROR_RAW = 512
 # How much of a plain Engine.IO message an eio.message record keeps: nothing analyses it, and a
@@ -179,17 +180,21 @@ class Pipeline:
             return
         args: Any = None
         ctype = header(ev.headers, "content-type") or ""
+        extra: dict[str, Any] = {}
         if ev.body and len(ev.body) <= MAX_INGEST_JSON and "json" in ctype.lower():
             try:
                 args = orjson.loads(ev.body)
-            except orjson.JSONDecodeError:
-                args = None
+            except orjson.JSONDecodeError as exc:
+                # What a rejection of this body will be explained by: the parser's complaint and
+                # the body's first bytes.
+                extra = {"body_error": str(exc).split(":")[0][:120],
+                         "body_start": ev.body[:BODY_START].decode("utf-8", "replace")}
         query = redact_params(query)
         self._emit(Record(model.HTTP_REQUEST, ev.ts, conn=ev.conn, args=args, size=len(ev.body),
                           extra={"method": ev.method, "path": path, "query": query or None,
                                  "seq": ev.seq, "user_agent": header(ev.headers, "user-agent"),
                                  "content_type": ctype or None, "body_size": len(ev.body),
-                                 "peer": self._peer(ev.conn)}))
+                                 "peer": self._peer(ev.conn), **extra}))
 
     def _http_abandoned(self, ev: HttpAbandoned) -> None:
         path, _ = _query(ev.request.target)

@@ -259,3 +259,30 @@ async def test_diagnose_probes_are_counted_not_flagged(monitor: Monitor) -> None
     assert len(rec.flags(F.LOST)) == 1  # the real hook's event only
     [summary] = rec.of(model.SUMMARY)
     assert summary.get("expectations")["probes_lost"] == 1
+
+
+async def test_a_body_that_is_not_json_is_named(monitor: Monitor) -> None:
+    """The monitor rejects a hook body that is not JSON: the flag says so and shows how the body
+    starts, instead of guessing among bad JSON, a missing field and size."""
+    async with sniffing(f"http://127.0.0.1:{monitor.port}") as (sniffer, rec), \
+            aiohttp.ClientSession() as http, http.post(
+                f"{sniffer.url}/api/events", data=b"{'event': 'claude_event', oops",
+                headers={"Content-Type": "application/json"}) as response:
+        assert response.status >= 400
+        flag = await rec.wait_flag(F.INGEST_REJECTED)
+    cause = str(flag.get("cause"))
+    assert "the body is not JSON" in cause and "{'event': 'claude_event', oops" in cause
+    assert "must be one JSON document" in str(flag.get("hint"))
+
+
+async def test_a_body_above_the_limit_is_named(monitor: Monitor) -> None:
+    """A hook body above aiohttp's 1 MiB limit: the rejection names the size and the limit."""
+    big = hook_body(11)
+    big["data"]["data"]["tool_input"]["content"] = "x" * (1024 * 1024 + 100)
+    async with sniffing(f"http://127.0.0.1:{monitor.port}") as (sniffer, rec), \
+            aiohttp.ClientSession() as http, \
+            http.post(f"{sniffer.url}/api/events", json=big) as response:
+        assert response.status >= 400
+        flag = await rec.wait_flag(F.INGEST_REJECTED)
+    assert "above the server's 1048576-byte limit" in str(flag.get("cause"))
+    assert "client_max_size" in str(flag.get("hint"))
