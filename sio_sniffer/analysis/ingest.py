@@ -20,6 +20,7 @@ from sio_sniffer.analysis.correlate import Correlator, Expectation
 from sio_sniffer.analysis.liveness import Liveness
 from sio_sniffer.analysis.lost import UPSTREAM_DOWN_HINT, ingest_hint
 from sio_sniffer.analysis.relay import Relay
+from sio_sniffer.analysis.sessions import REFUSED_400
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 from sio_sniffer.model.probes import SNIFFER_502_PREFIX
@@ -34,6 +35,12 @@ class Sid400:
     alive_after: int = 0
     known: bool = False
     record: Record | None = None
+    deferred: bool = False  # judged once more later, to see a fresh session disowned too
+
+
+# A session disowned (400) this soon (seconds) after its handshake was answered was answered by
+# another server: no server restarts that fast.
+FAST_400 = 1.0
 
 
 class Ingest(Part):
@@ -54,6 +61,8 @@ class Ingest(Part):
         self.status: Counter[str] = Counter()
         self.latency = Latencies(config.latency_samples)
         self.sid400: OrderedDict[str, Sid400] = OrderedDict()
+        # Sessions disowned (400) within FAST_400 of their handshake: sid -> (opened, first 400).
+        self.fast_400: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self.hooks_watched = False  # a "hooks" timer was set (once per run)
         # What each ingest request carried that may explain its answer: (conn, seq) ->
         # (body size, the JSON parser's complaint, the body's first bytes).
@@ -217,6 +226,13 @@ class Ingest(Part):
                     "fix what the hook sends: the body must be one JSON document")
         return "", None
 
+    def _disowned_again(self, sid: str, first: float) -> bool:
+        """Whether ``sid`` was disowned right after its handshake and so was a session opened
+        after that (two servers sharing the port do it to fresh sessions again and again)."""
+        mine = self.fast_400.get(sid)
+        return mine is not None and any(
+            opened > first for other, (opened, _) in self.fast_400.items() if other != sid)
+
     @staticmethod
     def _answered(exp: Expectation, status: int, duration: Any, down: str | None) -> None:
         exp.status = status
@@ -267,12 +283,17 @@ class Ingest(Part):
         if entry is not None:
             entry.count += 1
             return
-        self.sid400[sid] = Sid400(first=record.ts, known=self.sessions.known(sid) is not None,
-                                  record=record)
+        known = self.sessions.known(sid)
+        self.sid400[sid] = Sid400(first=record.ts, known=known is not None, record=record)
         self.bounds.bound(self.sid400, 1024)
+        if known is not None and record.ts - known.opened < FAST_400:
+            # Disowned right after its handshake: a restart, or two servers (which do it again
+            # to the next fresh session: the judgement waits once more for that to show).
+            self.fast_400[sid] = (known.opened, record.ts)
+            self.bounds.bound(self.fast_400, 64)
         self.schedule(record.ts + self.config.deadline, "sid400", sid)
         if session is not None:
-            self.liveness.close(session, record.ts, "the server answered 400 for it", record)
+            self.liveness.close(session, record.ts, REFUSED_400, record)
 
     def alive_after_400(self, record: Record) -> None:
         """A record of a session in :attr:`sid400`: counts whether the server still serves it."""
@@ -288,9 +309,15 @@ class Ingest(Part):
             entry.alive_after += 1
 
     def sid400_due(self, sid: str, due: float) -> None:
-        entry = self.sid400.pop(sid, None)
+        entry = self.sid400.get(sid)
         if entry is None:
             return
+        if (sid in self.fast_400 and not entry.deferred and not entry.alive_after
+                and not self._disowned_again(sid, entry.first)):
+            entry.deferred = True
+            self.schedule(due + 2 * self.config.deadline, "sid400", sid)
+            return
+        del self.sid400[sid]
         session = self.sessions.known(sid)
         who = session.label() if session else sid
         if entry.alive_after:
@@ -298,6 +325,15 @@ class Ingest(Part):
             cause = (f"{who}: the server answered 400 (unknown session) {entry.count} time(s) "
                      "while other requests of the same session succeeded: two servers answer "
                      "on this port")
+            hint = ("stop the second server on the port (reuse_port or port drift: check "
+                    "`lsof -i :PORT`), or use sticky sessions behind a load balancer")
+        elif entry.known and self._disowned_again(sid, entry.first):
+            opened = session.opened if session else entry.first
+            code = "two_servers"
+            cause = (f"{who}: the server answered its handshake and, {entry.first - opened:.2f} s "
+                     f"later, did not know the session ({entry.count} time(s) 400); a session "
+                     "opened after that was disowned the same way: a restart happens once, so "
+                     "two servers answer on this port")
             hint = ("stop the second server on the port (reuse_port or port drift: check "
                     "`lsof -i :PORT`), or use sticky sessions behind a load balancer")
         elif entry.known:
@@ -314,5 +350,7 @@ class Ingest(Part):
                      f"({entry.count} time(s)); the session was opened before the proxy watched")
             hint = ("the server restarted or another server answers on this port: make the "
                     "client reconnect and check for a second server")
+        if code == "two_servers":
+            self.relay.judge.two_servers_at = entry.first
         self.flag(entry.first, F.UNKNOWN_SID, code, cause, hint, entry.record, eio_sid=sid,
                   count=entry.count)

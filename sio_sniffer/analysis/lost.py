@@ -9,6 +9,7 @@ receivers got nothing; they got other events only.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,8 @@ class LostJudge:
         self.recent = recent
         # (nsp, name) of a client event kind -> the namespace it last came out on.
         self.relayed_to = relayed_to
+        # When unknown_sid last found two servers on the port (set by the ingest part).
+        self.two_servers_at = -math.inf
 
     def expected_nsp(self, exp: Expectation) -> str:
         """The namespace ``exp`` should have come out on."""
@@ -97,6 +100,15 @@ class LostJudge:
             return (F.LOST_ECHO_ONLY,
                     f"it was delivered only back to its sender, not to the "
                     f"{len(receivers)} other client(s) on {nsp}", ECHO_HINT)
+        two_servers = exp.ts - self.two_servers_at < NAMESPACE_LOOKBACK
+        delivered = any(exp.ts <= e.ts <= ts and e.nsp == nsp for e in self.recent)
+        if two_servers and (not receivers or not delivered):
+            return (F.LOST_TWO_SERVERS,
+                    "two servers answer on this port (see unknown_sid): the dashboards' "
+                    "sessions were disowned by the other one, so none stayed connected, and "
+                    "the event may have gone to either server",
+                    "stop the second server on the port (`lsof -i :PORT`): with one server the "
+                    "dashboards stay connected and receive the events")
         reconnecting = self._reconnecting(exp, nsp, others, receivers, fields)
         if reconnecting is not None:
             return reconnecting

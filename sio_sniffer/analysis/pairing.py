@@ -12,7 +12,7 @@ from collections import OrderedDict
 from typing import Any
 
 from sio_sniffer.analysis.bookkeeping import Latencies, Part, Shared
-from sio_sniffer.analysis.sessions import NspState
+from sio_sniffer.analysis.sessions import REFUSED_400, NspState
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 
@@ -58,6 +58,8 @@ class Pairing(Part):
             return
         session = self.sessions.known(pending_key[0])
         within = f"within {self.config.connect_deadline:g} s"
+        if session is not None and session.close_reason == REFUSED_400:
+            return  # the server disowned the session (unknown_sid says so): no answer can come
         if session is not None and session.closed is not None:
             waited = session.closed - record.ts
             if waited < CONNECT_GAVE_UP:

@@ -20,6 +20,10 @@ from sio_sniffer.model import Record
 BROWSER_MARKERS = ("Mozilla/", "Chrome/", "Safari/", "Firefox/")
 
 
+# The close reason of a session the server answered 400 for (it does not know the sid).
+REFUSED_400 = "the server answered 400 for it"
+
+
 @dataclass(slots=True)
 class NspState:
     """A namespace a session asked for: pending, connected (with sid) or refused."""
@@ -67,7 +71,7 @@ class Session:
     ping_check_due: bool = False  # one pending timer each, rescheduled instead of stacked
     pong_check_due: bool = False
     closed: float | None = None
-    close_reason: str | None = None
+    close_reason: str | None = None  # REFUSED_400 when the server disowned the session
     client_closed: float | None = None  # when the client itself ended the session
     # The last payload key delivered per (nsp, name), with ``events_in`` at the time: a repeat
     # is a duplicate only when nothing else of that name went out in between (a counter going

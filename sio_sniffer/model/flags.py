@@ -40,6 +40,7 @@ KINDS = (LOST, NEVER_RELAYED, FIELDS_LOST, CONNECT_UNANSWERED, CONNECT_ERROR, AC
 # Causes of a ``lost`` flag, judged from the state when the deadline passed.
 LOST_INGEST_ERROR = "ingest_error"
 LOST_UPSTREAM_DOWN = "upstream_down"  # the sniffer could not reach the server
+LOST_TWO_SERVERS = "two_servers"  # two servers share the port: sessions were disowned
 LOST_HOOK_GAVE_UP = "hook_gave_up"  # the hook hung up before the server answered
 LOST_NO_RECEIVERS = "no_receivers"
 LOST_NAMESPACE = "namespace"

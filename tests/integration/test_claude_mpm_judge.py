@@ -286,3 +286,4 @@ async def test_a_body_above_the_limit_is_named(monitor: Monitor) -> None:
         flag = await rec.wait_flag(F.INGEST_REJECTED)
     assert "above the server's 1048576-byte limit" in str(flag.get("cause"))
     assert "client_max_size" in str(flag.get("hint"))
+
