@@ -16,11 +16,11 @@ import socketio
 from aiohttp import web
 
 from sio_sniffer import model
-from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
-from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.pipeline.sniffer import Sniffer
 from sio_sniffer.testing import Recorder
+from tests.rigs import generic, judging
 
 TIMEOUT = 10.0
 DEADLINE = 1.0
@@ -65,15 +65,8 @@ class Client:
 async def judged(py_server_factory: Any, setup: Setup) -> AsyncIterator[tuple[Sniffer, Recorder]]:
     """A server built by ``setup`` behind a sniffer judging without profile or rules."""
     server = await py_server_factory(setup, namespaces="*")
-    rec = Recorder()
-    config = AnalysisConfig(deadline=DEADLINE, connect_deadline=1.0, ack_deadline=1.0)
-    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=server.url,
-                                  analysis=config), sinks=[rec])
-    await sniffer.start()
-    try:
-        yield sniffer, rec
-    finally:
-        await sniffer.stop()
+    async with judging(server.url, generic(DEADLINE)) as rig:
+        yield rig
 
 
 def event(n: int, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,15 @@ import socketio
 from aiohttp import web
 
 from sio_sniffer import model
-from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
-from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.testing import Recorder
-from tests.paths import NODE_MODULES
+from tests.rigs import NODE_ENV, generic, judging, node_server
 
 HERE = Path(__file__).parent
+JUDGE_SERVER = HERE / "judge_server.js"
 TIMEOUT = 10.0
 DEADLINE = 1.0
-ENV = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
 
 
 class NodeClient:
@@ -53,7 +50,7 @@ class NodeClient:
 @contextlib.asynccontextmanager
 async def node_client(url: str, mode: str) -> AsyncIterator[NodeClient]:
     process = await asyncio.create_subprocess_exec(
-        "node", str(HERE / "judge_client.js"), url, mode, env=ENV,
+        "node", str(HERE / "judge_client.js"), url, mode, env=NODE_ENV,
         stdout=asyncio.subprocess.PIPE)
     try:
         yield NodeClient(process)
@@ -64,30 +61,10 @@ async def node_client(url: str, mode: str) -> AsyncIterator[NodeClient]:
 
 
 @contextlib.asynccontextmanager
-async def node_server(mode: str) -> AsyncIterator[str]:
-    process = await asyncio.create_subprocess_exec(
-        "node", str(HERE / "judge_server.js"), mode, env=ENV, stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
-        yield f"http://127.0.0.1:{int(line)}"
-    finally:
-        process.kill()
-        await process.wait()
-
-
-@contextlib.asynccontextmanager
 async def sniffed(upstream: str) -> AsyncIterator[tuple[str, Recorder]]:
     """A sniffer in front of ``upstream``: its URL and the records it judged."""
-    rec = Recorder()
-    config = AnalysisConfig(deadline=DEADLINE, connect_deadline=DEADLINE, ack_deadline=DEADLINE)
-    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream,
-                                  analysis=config), sinks=[rec])
-    await sniffer.start()
-    try:
+    async with judging(upstream, generic(DEADLINE)) as (sniffer, rec):
         yield sniffer.url, rec
-    finally:
-        await sniffer.stop()
 
 
 def flags(rec: Recorder) -> list[tuple[Any, Any, Any]]:
@@ -113,7 +90,7 @@ def sid_of(rec: Recorder, event: str, **fields: Any) -> str:
 async def test_5_session_closed_with_its_probe_is_no_failed_upgrade() -> None:
     """The client closes while its probe WebSocket is open: the probe closes with the session,
     no upgrade_failed."""
-    async with node_server("healthy") as upstream, sniffed(upstream) as (url, rec), \
+    async with node_server(JUDGE_SERVER, "healthy") as upstream, sniffed(upstream) as (url, rec), \
             node_client(url, "stay") as watcher:
         await watcher.line("connected")
         async with node_client(url, "close_probe") as closer:
@@ -129,7 +106,7 @@ async def test_5_session_closed_with_its_probe_is_no_failed_upgrade() -> None:
 async def test_5_probe_never_answered_is_a_failed_upgrade() -> None:
     """The server never answers the probe while the session lives on over polling:
     upgrade_failed, hinting at the probe, not at the Upgrade headers (the WebSocket opened)."""
-    async with node_server("no_probe") as upstream, sniffed(upstream) as (url, rec), \
+    async with node_server(JUDGE_SERVER, "no_probe") as upstream, sniffed(upstream) as (url, rec), \
             node_client(url, "stay") as client:
         await client.line("connected")
         flag = await rec.wait_flag(F.UPGRADE_FAILED)
@@ -144,7 +121,7 @@ async def test_5_probe_never_answered_is_a_failed_upgrade() -> None:
 async def test_7_connect_answered_after_close_is_answered() -> None:
     """The client sends CONNECT and closes before the (slow) server answers; the answer
     passes after the close frame: it still answers, no connect_unanswered."""
-    async with node_server("slow") as upstream, sniffed(upstream) as (url, rec), \
+    async with node_server(JUDGE_SERVER, "slow") as upstream, sniffed(upstream) as (url, rec), \
             node_client(url, "stay") as watcher:
         await watcher.line("connected")
         async with node_client(url, "close_early") as closer:
@@ -159,7 +136,7 @@ async def test_7_connect_answered_after_close_is_answered() -> None:
 
 async def test_7_connect_never_answered_is_flagged() -> None:
     """The server's middleware never calls next() while the client waits: connect_unanswered."""
-    async with node_server("silent") as upstream, sniffed(upstream) as (url, rec), \
+    async with node_server(JUDGE_SERVER, "silent") as upstream, sniffed(upstream) as (url, rec), \
             node_client(url, "stay"):
         flag = await rec.wait_flag(F.CONNECT_UNANSWERED)
     assert flag.get("code") == "no_answer" and flag.nsp == "/"
@@ -192,7 +169,7 @@ async def test_8_400_after_the_client_closed_is_no_restart(py_server_factory: An
 async def test_8_server_forgetting_a_live_session_is_flagged() -> None:
     """The server drops the session while the client keeps polling (as a restart does):
     unknown_sid, restarted."""
-    async with node_server("forget") as upstream, sniffed(upstream) as (url, rec), \
+    async with node_server(JUDGE_SERVER, "forget") as upstream, sniffed(upstream) as (url, rec), \
             node_client(url, "poll_forget") as client:
         await client.line("forgotten")
         flag = await rec.wait_flag(F.UNKNOWN_SID)
@@ -216,7 +193,7 @@ async def refusal(rec: Recorder, url: str, mode: str) -> Record:
 async def test_10_node_auth_refusal_and_unknown_namespace() -> None:
     """Node: a middleware's "Auth failed" on /admin is a refusal with the auth hint even though
     the server accepted "/"; its "Invalid namespace" for /nope is the namespace case."""
-    async with node_server("auth") as upstream, sniffed(upstream) as (url, rec), \
+    async with node_server(JUDGE_SERVER, "auth") as upstream, sniffed(upstream) as (url, rec), \
             node_client(url, "nsp:/") as accepted:
         await accepted.line("connected")
         auth = await refusal(rec, url, "nsp:/admin:bad")

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,37 +27,20 @@ import socketio
 from aiohttp import web
 
 from sio_sniffer import model
-from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.codec import EioItem, ErrorItem, SessionDecoder, SioItem
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
-from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.report.build import Report
 from sio_sniffer.report.render import render_html
 from sio_sniffer.sinks.jsonlog import JsonLogSink
 from sio_sniffer.testing import Recorder
 from sio_sniffer.web.live.state import ViewState
-from tests.paths import NODE_MODULES
+from tests.rigs import NODE_ENV, generic, judging, node_server
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 10.0
 DEADLINE = 1.0
-ENV = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
 PAYLOAD = {"q": "weather", "city": "Oslo"}
-
-
-@contextlib.asynccontextmanager
-async def node_server(script: str, *args: str) -> AsyncIterator[str]:
-    """A Node server script that prints its port; yields its URL."""
-    process = await asyncio.create_subprocess_exec(
-        "node", str(HERE / script), *args, env=ENV, stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
-        yield f"http://127.0.0.1:{int(line)}"
-    finally:
-        process.kill()
-        await process.wait()
 
 
 class NodeClient:
@@ -70,7 +52,7 @@ class NodeClient:
     @classmethod
     async def start(cls, script: str, **options: Any) -> NodeClient:
         process = await asyncio.create_subprocess_exec(
-            "node", str(HERE / script), json.dumps(options), env=ENV,
+            "node", str(HERE / script), json.dumps(options), env=NODE_ENV,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         return cls(process)
 
@@ -92,21 +74,6 @@ class NodeClient:
             if self.process.returncode is None:
                 self.process.kill()
                 await self.process.wait()
-
-
-@contextlib.asynccontextmanager
-async def sniffed(upstream: str, path: str = "/socket.io/") -> AsyncIterator[
-        tuple[Sniffer, Recorder]]:
-    """A sniffer judging ``upstream`` without profile or rules, stopped on the way out."""
-    rec = Recorder()
-    config = AnalysisConfig(deadline=DEADLINE, connect_deadline=1.0, ack_deadline=1.0)
-    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream, path=path,
-                                  analysis=config), sinks=[rec])
-    await sniffer.start()
-    try:
-        yield sniffer, rec
-    finally:
-        await sniffer.stop()
 
 
 def all_flags(rec: Recorder) -> list[tuple[Any, Any, Any]]:
@@ -135,8 +102,8 @@ async def test_node_retry_answered_per_attempt_is_not_a_duplicate(
         how: str, transports: list[str]) -> None:
     """The server holds the first ack past the client's ackTimeout: the client resends under a
     new ack id and the server sends ``result`` again, same payload. No flag at all."""
-    async with node_server("retry_server.js", "retry") as upstream, \
-            sniffed(upstream) as (sniffer, rec):
+    async with node_server(HERE / "retry_server.js", "retry") as upstream, \
+            judging(upstream, generic(DEADLINE)) as (sniffer, rec):
         client = await NodeClient.start("retry_client.js", url=sniffer.url,
                                         transports=transports, how=how, results=2)
         try:
@@ -156,8 +123,8 @@ async def test_node_retry_answered_per_attempt_is_not_a_duplicate(
 async def test_node_handler_registered_twice_is_a_duplicate() -> None:
     """The twin: one ``fetch``, two handlers, two identical ``result``s with nothing in
     between: a duplicate."""
-    async with node_server("retry_server.js", "twice") as upstream, \
-            sniffed(upstream) as (sniffer, rec):
+    async with node_server(HERE / "retry_server.js", "twice") as upstream, \
+            judging(upstream, generic(DEADLINE)) as (sniffer, rec):
         client = await NodeClient.start("retry_client.js", url=sniffer.url,
                                         transports=["websocket"], how="retries", results=2)
         try:
@@ -211,7 +178,8 @@ async def test_python_call_retried_after_timeout_is_not_a_duplicate(
         py_server_factory: Any) -> None:
     """python-socketio's ``call`` times out and is called again: two answers, no flag."""
     server = await py_server_factory(py_fetch_server(twice=False))
-    async with sniffed(server.url) as (sniffer, rec), py_client(sniffer.url) as (client, got):
+    async with judging(server.url, generic(DEADLINE)) as (sniffer, rec), \
+            py_client(sniffer.url) as (client, got):
         with pytest.raises(socketio.exceptions.TimeoutError):
             await client.call("fetch", PAYLOAD, timeout=0.2)
         assert await client.call("fetch", PAYLOAD, timeout=TIMEOUT) == {"ok": True}
@@ -224,7 +192,8 @@ async def test_python_call_retried_after_timeout_is_not_a_duplicate(
 async def test_python_event_answered_twice_is_a_duplicate(py_server_factory: Any) -> None:
     """The twin: one ``call``, two identical ``result``s: a duplicate."""
     server = await py_server_factory(py_fetch_server(twice=True))
-    async with sniffed(server.url) as (sniffer, rec), py_client(sniffer.url) as (client, got):
+    async with judging(server.url, generic(DEADLINE)) as (sniffer, rec), \
+            py_client(sniffer.url) as (client, got):
         assert await client.call("fetch", PAYLOAD, timeout=TIMEOUT) == {"ok": True}
         assert [await got.get(), await got.get()] == [PAYLOAD, PAYLOAD]
         flag = await rec.wait_flag(F.DUPLICATE)
@@ -241,8 +210,8 @@ async def test_plain_engineio_records_messages_without_decode_errors(
         transports: list[str], upgrade: bool) -> None:
     """engine.io-client sends text, JSON text and binary to an echoing engine.io server (once
     more after the upgrade): every message is an eio.message, none a decode error."""
-    async with node_server("eio_server.js") as upstream, \
-            sniffed(upstream, path="/engine.io/") as (sniffer, rec):
+    async with node_server(HERE / "eio_server.js") as upstream, \
+            judging(upstream, generic(DEADLINE), path="/engine.io/") as (sniffer, rec):
         client = await NodeClient.start("eio_client.js", url=sniffer.url, transports=transports,
                                         upgrade=upgrade)
         try:
@@ -306,8 +275,8 @@ def test_the_first_message_decides_whether_a_session_is_socketio() -> None:
 async def test_malformed_socketio_packet_is_still_a_decode_error(transports: list[str]) -> None:
     """The twin: a Socket.IO session (it began with a CONNECT) whose client writes an EVENT with
     broken JSON gets its decode_error."""
-    async with node_server("retry_server.js", "retry") as upstream, \
-            sniffed(upstream) as (sniffer, rec):
+    async with node_server(HERE / "retry_server.js", "retry") as upstream, \
+            judging(upstream, generic(DEADLINE)) as (sniffer, rec):
         client = await NodeClient.start("bad_sio_client.js", url=sniffer.url,
                                         transports=transports)
         try:

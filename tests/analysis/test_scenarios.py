@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,10 @@ from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from tests.analysis.analysis_wire import hook_body
-from tests.paths import NODE_MODULES
+from tests.rigs import node_server
 
 HERE = Path(__file__).resolve().parent
+ACK_SERVER = HERE / "ack_server.js"
 TIMEOUT = 10.0
 
 
@@ -411,20 +411,6 @@ async def test_10_healthy_polling_client() -> None:
 # 11: an ack that never comes (Node socket.io server).
 
 
-@contextlib.asynccontextmanager
-async def node_ack_server(mode: str) -> AsyncIterator[str]:
-    env = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
-    process = await asyncio.create_subprocess_exec(
-        "node", str(HERE / "ack_server.js"), mode, env=env, stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
-        yield f"http://127.0.0.1:{int(line)}"
-    finally:
-        process.kill()
-        await process.wait()
-
-
 async def emit_save(url: str) -> tuple[socketio.AsyncClient, asyncio.Future[Any]]:
     """Connect and emit ``save`` with an ack callback; the future holds the ack's arguments."""
     client = socketio.AsyncClient(reconnection=False)
@@ -437,7 +423,8 @@ async def emit_save(url: str) -> tuple[socketio.AsyncClient, asyncio.Future[Any]
 
 async def test_11_ack_never_sent() -> None:
     """The server's handler never calls the ack callback: ack_missing (server)."""
-    async with node_ack_server("broken") as upstream, proxied(upstream, profile=None) as rig:
+    async with node_server(ACK_SERVER, "broken") as upstream, \
+            proxied(upstream, profile=None) as rig:
         client, _ = await emit_save(rig.url)
         flag = await rig.rec.flag(F.ACK_MISSING)
         await client.disconnect()
@@ -446,7 +433,8 @@ async def test_11_ack_never_sent() -> None:
 
 async def test_11_healthy_ack() -> None:
     """The same emit against the acknowledging server: paired, no flag."""
-    async with node_ack_server("healthy") as upstream, proxied(upstream, profile=None) as rig:
+    async with node_server(ACK_SERVER, "healthy") as upstream, \
+            proxied(upstream, profile=None) as rig:
         client, acked = await emit_save(rig.url)
         assert (await asyncio.wait_for(acked, TIMEOUT))[0]["ok"] is True
         await client.disconnect()

@@ -15,57 +15,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sio_sniffer import model
-from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.model import flags as F
-from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.testing import Recorder
-from tests.paths import NODE_MODULES
+from tests.rigs import NODE_ENV, generic, judging, node_server
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 10.0
 DEADLINE = 1.0
-ENV = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
-
-
-@contextlib.asynccontextmanager
-async def soak_server() -> AsyncIterator[str]:
-    process = await asyncio.create_subprocess_exec(
-        "node", str(HERE / "soak_server.js"), env=ENV, stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
-        yield f"http://127.0.0.1:{int(line)}"
-    finally:
-        process.kill()
-        await process.wait()
-
-
-@contextlib.asynccontextmanager
-async def sniffed(upstream: str, path: str) -> AsyncIterator[tuple[Sniffer, Recorder]]:
-    """A sniffer judging ``path`` of ``upstream`` in generic mode, stopped on the way out."""
-    rec = Recorder()
-    config = AnalysisConfig(deadline=DEADLINE, connect_deadline=DEADLINE, ack_deadline=DEADLINE)
-    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream, path=path,
-                                  analysis=config), sinks=[rec])
-    await sniffer.start()
-    try:
-        yield sniffer, rec
-    finally:
-        await sniffer.stop()
 
 
 @contextlib.asynccontextmanager
 async def soak_client(**options: Any) -> AsyncIterator[dict[str, Any]]:
     """Runs soak_client.js to its report; its lasting clients close on the way out."""
     process = await asyncio.create_subprocess_exec(
-        "node", str(HERE / "soak_client.js"), json.dumps(options), env=ENV,
+        "node", str(HERE / "soak_client.js"), json.dumps(options), env=NODE_ENV,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert process.stdin is not None and process.stdout is not None
     try:
@@ -95,9 +64,9 @@ async def past_deadline(rec: Recorder, since: float) -> None:
 async def test_healthy_soak_raises_only_the_deliberate_refusals() -> None:
     """Every scenario did what a healthy app expects, and the judge flagged only /admin's
     refusals; nothing was left unjudged at the end."""
-    async with soak_server() as upstream, \
-            sniffed(upstream, "/socket.io/") as (sio, rec), \
-            sniffed(upstream, "/engine.io/") as (eio, eio_rec), \
+    async with node_server(HERE / "soak_server.js") as upstream, \
+            judging(upstream, generic(DEADLINE), path="/socket.io/") as (sio, rec), \
+            judging(upstream, generic(DEADLINE), path="/engine.io/") as (eio, eio_rec), \
             soak_client(url=sio.url, eio=eio.url) as report:
         quiet = time.time()  # the clients are done: only heartbeats from here on
         await past_deadline(rec, quiet)

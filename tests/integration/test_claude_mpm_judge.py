@@ -21,9 +21,10 @@ from sio_sniffer import model
 from sio_sniffer.analysis import AnalysisConfig, load_profile
 from sio_sniffer.model import flags as F
 from sio_sniffer.model.probes import PROBE_SOURCE
-from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.pipeline.sniffer import Sniffer
 from sio_sniffer.testing import Recorder, free_port
 from tests.integration.mpm_peers import HOOK, VENV, Monitor
+from tests.rigs import judging
 
 DEADLINE = 1.0
 FAST_HOOK = next(VENV.glob("lib/python3*/site-packages/claude_mpm/scripts/claude-hook-fast.sh"),
@@ -32,17 +33,11 @@ FAST_HOOK = next(VENV.glob("lib/python3*/site-packages/claude_mpm/scripts/claude
 
 @contextlib.asynccontextmanager
 async def sniffing(upstream: str, **settings: Any) -> AsyncIterator[tuple[Sniffer, Recorder]]:
-    rec = Recorder()
-    config = ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream,
-                         analysis=AnalysisConfig(profile=load_profile("claude-mpm"),
-                                                 deadline=DEADLINE, connect_deadline=1.0,
-                                                 **settings))
-    sniffer = Sniffer(config, sinks=[rec])
-    await sniffer.start()
-    try:
-        yield sniffer, rec
-    finally:
-        await sniffer.stop()
+    """The sniffer as a claude-mpm user runs it (the profile), with short deadlines."""
+    config = AnalysisConfig(profile=load_profile("claude-mpm"), deadline=DEADLINE,
+                            connect_deadline=1.0, **settings)
+    async with judging(upstream, config) as rig:
+        yield rig
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,52 @@
+"""Rigs the judge tests share: a real Sniffer judging in front of an upstream, and the Node
+server scripts of the tests, each of which prints its port once it listens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sio_sniffer.analysis import AnalysisConfig
+from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
+from sio_sniffer.testing import Recorder
+from tests.paths import NODE_MODULES
+
+TIMEOUT = 10.0
+NODE_ENV = {**os.environ, "NODE_PATH": str(NODE_MODULES)}
+
+
+def generic(deadline: float = 1.0) -> AnalysisConfig:
+    """Generic mode (no profile, no rules) with every deadline shortened alike."""
+    return AnalysisConfig(deadline=deadline, connect_deadline=deadline, ack_deadline=deadline)
+
+
+@contextlib.asynccontextmanager
+async def judging(upstream: str, analysis: AnalysisConfig | None = None, *,
+                  path: str = "/socket.io/") -> AsyncIterator[tuple[Sniffer, Recorder]]:
+    """A sniffer in front of ``upstream`` (judging as ``analysis`` says, generic mode by
+    default) and the records it made; stopped, with its summary written, on the way out."""
+    rec = Recorder()
+    sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream, path=path,
+                                  analysis=analysis or generic()), sinks=[rec])
+    await sniffer.start()
+    try:
+        yield sniffer, rec
+    finally:
+        await sniffer.stop()
+
+
+@contextlib.asynccontextmanager
+async def node_server(script: Path, *args: str) -> AsyncIterator[str]:
+    """A Node server script that prints its port on stdout; yields its URL."""
+    process = await asyncio.create_subprocess_exec(
+        "node", str(script), *args, env=NODE_ENV, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
+        yield f"http://127.0.0.1:{int(line)}"
+    finally:
+        process.kill()
+        await process.wait()
