@@ -100,9 +100,9 @@ class LostJudge:
             return (F.LOST_ECHO_ONLY,
                     f"it was delivered only back to its sender, not to the "
                     f"{len(receivers)} other client(s) on {nsp}", ECHO_HINT)
-        two_servers = exp.ts - self.two_servers_at < NAMESPACE_LOOKBACK
-        delivered = any(exp.ts <= e.ts <= ts and e.nsp == nsp for e in self.recent)
-        if two_servers and (not receivers or not delivered):
+        if exp.ts - self.two_servers_at < NAMESPACE_LOOKBACK and (
+                not receivers or not any(exp.ts <= e.ts <= ts and e.nsp == nsp
+                                         for e in self.recent)):
             return (F.LOST_TWO_SERVERS,
                     "two servers answer on this port (see unknown_sid): the dashboards' "
                     "sessions were disowned by the other one, so none stayed connected, and "

@@ -210,8 +210,7 @@ class Relay(Part):
         self.flag.counts[F.LOST] -= 1
         self.late += 1
         after = out.ts - exp.ts
-        what = (f"POST {exp.path}" if exp.source == "http"
-                else f"{exp.name!r} from {self.sessions.label(exp.eio_sid)} on {exp.nsp}")
+        what = self.named(exp)
         self.flag(out.ts, F.LATE, "arrived_late",
                   f"{what}, flagged lost ({lost_code}), came out {after:.2f} s after it came in, "
                   f"{after - (exp.extra['lost_at'] - exp.ts):.2f} s past the deadline, as "
@@ -286,8 +285,7 @@ class Relay(Part):
                 self.never_flagged[kind] = None
                 self.bounds.bound(self.never_flagged, 256)
         flag, code, cause, hint = verdict
-        what = (self.what(exp) if exp.source == "http"
-                else f"{exp.name!r} from {self.sender(exp)} on {exp.nsp}")
+        what = self.named(exp)
         if flag == F.LOST:
             self.lost_causes[code] += 1
             head = f"{what} did not come out within {ts - exp.ts:g} s: "
@@ -300,6 +298,12 @@ class Relay(Part):
     def what(self, exp: Expectation) -> str:
         """How a person reads ``exp``: ``POST /path`` or ``'name' on /nsp``."""
         return f"POST {exp.path}" if exp.source == "http" else f"{exp.name!r} on {exp.nsp}"
+
+    def named(self, exp: Expectation) -> str:
+        """How a flag names ``exp``: ``POST /path`` or ``'name' from <client> on /nsp``."""
+        if exp.source == "http":
+            return self.what(exp)
+        return f"{exp.name!r} from {self.sender(exp)} on {exp.nsp}"
 
     def sender(self, exp: Expectation) -> str:
         """Who sent ``exp``: the client's label, or the hook's address and user agent."""
