@@ -8,14 +8,19 @@ builds it, and the fixture builds it on first use when it is missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import socketio
 
 VENV = Path(os.environ.get("SIO_SNIFFER_MPM_VENV",
                            Path.home() / ".cache" / "sio-sniffer" / "mpm-venv"))
@@ -66,3 +71,37 @@ class Monitor:
             yield
         finally:
             os.kill(self.proc.pid, signal.SIGCONT)
+
+
+@contextlib.asynccontextmanager
+async def dashboard(url: str) -> AsyncIterator[asyncio.Queue[tuple[str, Any]]]:
+    """A dashboard as claude-mpm's: socket.io on "/", polling then websocket."""
+    client = socketio.AsyncClient(reconnection=False)
+    got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    @client.on("*")
+    async def any_event(event: str, data: Any = None) -> None:
+        await got.put((event, data))
+
+    await client.connect(url, transports=["polling", "websocket"])
+    try:
+        yield got
+    finally:
+        await client.disconnect()
+
+
+async def receive(got: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
+    while True:
+        event, data = await asyncio.wait_for(got.get(), 10)
+        if event == name:
+            return data
+
+
+async def run_claude_hook(port: int, cwd: Path, hook: dict[str, Any] = HOOK) -> dict[str, Any]:
+    env = dict(os.environ, CLAUDE_MPM_SERVER_PORT=str(port), CLAUDE_MPM_SERVER_HOST="127.0.0.1")
+    proc = await asyncio.create_subprocess_exec(
+        str(VENV / "bin" / "claude-hook"), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=cwd)
+    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(hook).encode()), 60)
+    answer: dict[str, Any] = json.loads(out)
+    return answer

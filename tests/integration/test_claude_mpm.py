@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -17,7 +15,7 @@ import socketio
 from sio_sniffer.analysis import AnalysisConfig, load_profile
 from sio_sniffer.model import Record
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
-from tests.integration.mpm_peers import HOOK, VENV, run_cli
+from tests.integration.mpm_peers import dashboard, receive, run_claude_hook, run_cli
 
 
 @pytest.fixture
@@ -32,25 +30,6 @@ async def sniffer(mpm_port: int) -> AsyncIterator[tuple[Sniffer, list[Record]]]:
     await sn.stop()
 
 
-async def _dashboard(url: str) -> tuple[socketio.AsyncClient, asyncio.Queue[tuple[str, Any]]]:
-    client = socketio.AsyncClient(reconnection=False)
-    got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-    @client.on("*")
-    async def any_event(event: str, data: Any = None) -> None:
-        await got.put((event, data))
-
-    await client.connect(url, transports=["polling", "websocket"])
-    return client, got
-
-
-async def _wait_for(got: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
-    while True:
-        event, data = await asyncio.wait_for(got.get(), 10)
-        if event == name:
-            return data
-
-
 def _flags(records: list[Record], kind: str | None = None) -> list[Record]:
     return [r for r in records if r.event == "flag" and (kind is None or r.get("flag") == kind)]
 
@@ -60,17 +39,11 @@ async def test_real_claude_hook_reaches_the_dashboard_through_the_sniffer(
     """The real `claude-hook` command, pointed at the sniffer, is logged as an ingest POST and
     its event reaches a dashboard client; the in->out correlation closes, so nothing is lost."""
     sn, records = sniffer
-    client, got = await _dashboard(sn.url)
-    port = sn.bound[0][1]
-    env = dict(os.environ, CLAUDE_MPM_SERVER_PORT=str(port), CLAUDE_MPM_SERVER_HOST="127.0.0.1")
-    proc = await asyncio.create_subprocess_exec(
-        str(VENV / "bin" / "claude-hook"), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=mpm_home)
-    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(HOOK).encode()), 60)
-    assert json.loads(out)["continue"] is True
-    tool = await _wait_for(got, "tool_event")
-    assert tool["subtype"] == "pre_tool" and tool["session_id"] == "sess-42"
-    await client.disconnect()
+    async with dashboard(sn.url) as got:
+        answer = await run_claude_hook(sn.bound[0][1], mpm_home)
+        assert answer["continue"] is True
+        tool = await receive(got, "tool_event")
+        assert tool["subtype"] == "pre_tool" and tool["session_id"] == "sess-42"
     await sn.stop()  # the analysis' finish decides every open expectation
     posts = [r for r in records if r.event == "http.request" and r.get("path") == "/api/events"]
     assert posts and posts[0].args["data"]["session_id"] == "sess-42"
@@ -146,16 +119,15 @@ async def test_hook_test_events_arrive_at_a_dashboard(
     """hook-test --mode http through the sniffer: every simulated hook POST reaches a
     dashboard client connected to the real monitor."""
     sn, records = sniffer
-    client, got = await _dashboard(sn.url)
-    code, out, _ = await run_cli("hook-test", sn.url, "--mode", "http", "--events", "3")
-    assert code == 0, out
-    seqs = set()
-    while len(seqs) < 3:  # hook-test cycles subtypes, so the relayed names vary
-        _, data = await asyncio.wait_for(got.get(), 10)
-        inner = data.get("data") if isinstance(data, dict) else None
-        if isinstance(inner, dict) and "probe" in inner:
-            seqs.add(inner["seq"])
-    await client.disconnect()
+    async with dashboard(sn.url) as got:
+        code, out, _ = await run_cli("hook-test", sn.url, "--mode", "http", "--events", "3")
+        assert code == 0, out
+        seqs = set()
+        while len(seqs) < 3:  # hook-test cycles subtypes, so the relayed names vary
+            _, data = await asyncio.wait_for(got.get(), 10)
+            inner = data.get("data") if isinstance(data, dict) else None
+            if isinstance(inner, dict) and "probe" in inner:
+                seqs.add(inner["seq"])
     await sn.stop()
     posts = [r for r in records if r.event == "http.request" and r.get("path") == "/api/events"]
     assert len(posts) == 3

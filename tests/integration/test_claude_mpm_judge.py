@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import socketio
 
 from sio_sniffer import model
 from sio_sniffer.analysis import AnalysisConfig, load_profile
@@ -23,7 +22,7 @@ from sio_sniffer.model import flags as F
 from sio_sniffer.model.probes import PROBE_SOURCE
 from sio_sniffer.pipeline.sniffer import Sniffer
 from sio_sniffer.testing import Recorder, free_port
-from tests.integration.mpm_peers import HOOK, VENV, Monitor
+from tests.integration.mpm_peers import HOOK, VENV, Monitor, dashboard, receive, run_claude_hook
 from tests.rigs import judging
 
 DEADLINE = 1.0
@@ -40,23 +39,6 @@ async def sniffing(upstream: str, **settings: Any) -> AsyncIterator[tuple[Sniffe
         yield rig
 
 
-@contextlib.asynccontextmanager
-async def dashboard(url: str) -> AsyncIterator[asyncio.Queue[tuple[str, Any]]]:
-    """A dashboard as claude-mpm's: socket.io on "/", polling then websocket."""
-    client = socketio.AsyncClient(reconnection=False)
-    got: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-    @client.on("*")
-    async def any_event(event: str, data: Any = None) -> None:
-        await got.put((event, data))
-
-    await client.connect(url, transports=["polling", "websocket"])
-    try:
-        yield got
-    finally:
-        await client.disconnect()
-
-
 def hook_body(n: int) -> dict[str, Any]:
     """What claude-hook POSTs for a PreToolUse (the shape of claude-mpm 6.5)."""
     return {"namespace": "", "event": "claude_event",
@@ -64,23 +46,6 @@ def hook_body(n: int) -> dict[str, Any]:
                      "correlation_id": f"corr-{n}", "cwd": "/tmp/project", "source": "test",
                      "timestamp": "2026-12-03T08:00:00Z",
                      "data": {"tool_name": "Bash", "tool_input": {"command": f"make {n}"}}}}
-
-
-async def receive(got: asyncio.Queue[tuple[str, Any]], name: str) -> Any:
-    while True:
-        event, data = await asyncio.wait_for(got.get(), 10)
-        if event == name:
-            return data
-
-
-async def run_claude_hook(port: int, cwd: Path, hook: dict[str, Any] = HOOK) -> dict[str, Any]:
-    env = dict(os.environ, CLAUDE_MPM_SERVER_PORT=str(port), CLAUDE_MPM_SERVER_HOST="127.0.0.1")
-    proc = await asyncio.create_subprocess_exec(
-        str(VENV / "bin" / "claude-hook"), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=cwd)
-    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(hook).encode()), 60)
-    answer: dict[str, Any] = json.loads(out)
-    return answer
 
 
 async def until_past(sniffer: Sniffer, rec: Recorder, ts: float) -> None:
