@@ -37,6 +37,22 @@ KINDS = (LOST, NEVER_RELAYED, FIELDS_LOST, CONNECT_UNANSWERED, CONNECT_ERROR, AC
          PAYLOAD_TOO_LARGE, UNLISTENED_EVENT, DECODE_ERROR, PARTIAL_BROADCAST, LATE, NO_HOOKS,
          BYPASSED)
 
+# How bad each kind is, carried on every flag (``severity``) so the live page, ``--pretty`` and a
+# user's ``jq`` agree: a problem is data or a session that did not get through; a warning is a
+# degraded or suspicious path that still delivered (or may be deliberate, like a refusal); info
+# is a fact worth knowing that breaks nothing.
+PROBLEM = "problem"
+WARNING = "warning"
+INFO = "info"
+SEVERITY = {
+    LOST: PROBLEM, NEVER_RELAYED: PROBLEM, FIELDS_LOST: PROBLEM, CONNECT_UNANSWERED: PROBLEM,
+    ACK_MISSING: PROBLEM, UNKNOWN_SID: PROBLEM, PING_TIMEOUT: PROBLEM, INGEST_REJECTED: PROBLEM,
+    PAYLOAD_TOO_LARGE: PROBLEM, PARTIAL_BROADCAST: PROBLEM, DECODE_ERROR: PROBLEM,
+    CONNECT_ERROR: WARNING, UPGRADE_FAILED: WARNING, DUPLICATE: WARNING, SLOW_INGEST: WARNING,
+    LATE: WARNING, NO_HOOKS: WARNING, BYPASSED: WARNING,
+    UNLISTENED_EVENT: INFO,
+}
+
 # Causes of a ``lost`` flag, judged from the state when the deadline passed.
 LOST_INGEST_ERROR = "ingest_error"
 LOST_UPSTREAM_DOWN = "upstream_down"  # the sniffer could not reach the server
@@ -75,6 +91,7 @@ def make_flag(ts: float, kind: str, code: str, cause: str, hint: str,
     for key in _CONTEXT:
         if key in fields:
             context[key] = fields.pop(key)
-    extra = {"flag": kind, "code": code, "cause": cause, "hint": hint}
+    extra = {"flag": kind, "severity": SEVERITY[kind], "code": code, "cause": cause,
+             "hint": hint}
     extra.update({k: v for k, v in fields.items() if v is not None})
     return Record(event=FLAG, ts=ts, extra=extra, **context)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import sys
+import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -20,6 +21,8 @@ import structlog
 
 from sio_sniffer import model
 from sio_sniffer.model import Record
+from sio_sniffer.sinks.pages import PageFolder
+from sio_sniffer.sinks.pretty import PrettyRenderer, colour_wanted
 
 _FLUSH_AT = 64 * 1024
 
@@ -101,9 +104,8 @@ class LogFilter:
 class _Truncate:
     """Render ``args`` once, and cut it to the configured size (keeping the full size)."""
 
-    def __init__(self, max_payload: int, as_text: bool) -> None:
+    def __init__(self, max_payload: int) -> None:
         self._max = max_payload
-        self._as_text = as_text  # the console renderer wants text, the JSON renderer a fragment
 
     def __call__(self, _logger: Any, _name: str,
                  event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -113,8 +115,6 @@ class _Truncate:
             if len(text) > self._max:
                 event["args"] = text[: self._max].decode("utf-8", "ignore")
                 event["args_truncated"] = True
-            elif self._as_text:
-                event["args"] = text.decode("utf-8", "replace")
             else:
                 event["args"] = orjson.Fragment(text)
         return event
@@ -139,23 +139,23 @@ class JsonLogSink:
                  on_problem: Callable[[str], None] | None = None) -> None:
         self._filter = log_filter or LogFilter()
         self._writer = LineWriter(stream, on_problem, flush_each=flush_each)
-        renderer: Any
-        if pretty:
-            renderer = structlog.dev.ConsoleRenderer(
-                colors=getattr(stream, "isatty", lambda: False)(), timestamp_key="ts",
-                sort_keys=False, pad_event_to=18)
-        else:
-            renderer = _Render()
+        renderer: Any = PrettyRenderer(colour_wanted(stream)) if pretty else _Render()
         # Bound once: the lazy proxy that wrap_logger returns would bind anew on every line.
         self._log = structlog.wrap_logger(
-            self._writer, processors=[_Truncate(max_payload, pretty), renderer],
+            self._writer, processors=[_Truncate(max_payload), renderer],
             wrapper_class=structlog.BoundLogger, context_class=dict).bind()
         self._pings = 0
         self._pongs = 0
         self._summary_due: float | None = None
+        self._pages = None if self._filter.verbose else PageFolder()
 
     def __call__(self, record: Record) -> None:
         kind = record.event
+        if self._pages is not None:
+            # Page loads over by this record's time are written before it; the summary is last.
+            self._write_pages(None if kind == model.SUMMARY else record.ts)
+            if self._filter.keeps(record) and self._pages.take(record):
+                return
         if kind in _HEARTBEAT_KINDS and not record.get("probe") and not self._filter.verbose:
             self._count_heartbeat(record)
             return
@@ -187,12 +187,23 @@ class JsonLogSink:
         self._pings = self._pongs = 0
         self._summary_due = ts + HEARTBEAT_SUMMARY_EVERY
 
+    def _write_pages(self, now: float | None) -> None:
+        assert self._pages is not None
+        for line in self._pages.due(now):
+            self.write(line)
+
     def flush(self) -> None:
+        """Write what is buffered; called on the live sniffer's tick, so a page load that went
+        quiet is written by the wall clock even when no record follows it."""
+        if self._pages is not None:
+            self._write_pages(time.time())
         self._writer.flush()
 
     def close(self, ts: float) -> None:
+        if self._pages is not None:
+            self._write_pages(None)
         self._summarise(ts)
-        self.flush()
+        self._writer.flush()
 
 
 def stdout_binary() -> IO[bytes]:

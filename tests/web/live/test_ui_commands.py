@@ -143,7 +143,7 @@ async def test_report_ui_loads_a_capture_into_the_page(
         await page.goto(url)
         await expect(page.locator("#mode")).to_have_text("offline")
         await expect(page.locator("#title")).to_have_text("sio-sniffer: session.jsonl")
-        flag = page.locator("#items .row.k-flag.sev-bad", has_text="lost")
+        flag = page.locator("#items .row.k-flag.sev-problem", has_text="lost")
         await expect(flag).to_have_count(1)
         await expect(flag).to_contain_text("no client was connected")
         await expect(page.locator("#s-lost")).to_have_text("1")

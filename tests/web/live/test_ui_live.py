@@ -87,7 +87,7 @@ async def test_lost_event_is_shown_with_its_cause_and_fix(
     stack = await stack_factory(deadline=0.3)
     await page.goto(stack.ui.url)
     await post_hooks(stack.url, 1, new_nonce())
-    flag = page.locator("#items .row.k-flag.sev-bad", has_text="lost")
+    flag = page.locator("#items .row.k-flag.sev-problem", has_text="lost")
     await expect(flag).to_have_count(1)
     await expect(flag.locator(".c-i")).to_contain_text("no client was connected")
     await expect(page.locator("#s-lost")).to_have_text("1")

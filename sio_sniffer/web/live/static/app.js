@@ -10,13 +10,6 @@
   const $ = (id) => document.getElementById(id);
   const token = new URLSearchParams(location.search).get("token");
 
-  // Flag kinds by how bad they are (analysis/flags.py): red, amber, blue.
-  const SEVERITY = {
-    lost: "bad", connect_unanswered: "bad", ping_timeout: "bad", unknown_sid: "bad",
-    ingest_rejected: "bad", decode_error: "bad", fields_lost: "warn", ack_missing: "warn",
-    upgrade_failed: "warn", duplicate: "warn", slow_ingest: "warn", payload_too_large: "warn",
-    partial_broadcast: "warn", connect_error: "warn", unlistened_event: "info",
-  };
   const KIND_GROUP = {
     "sio.event": "events", "sio.ack": "events", "http.request": "events", "broadcast": "broadcasts",
     "flag": "flags", "http": "http", "upstream_error": "http",
@@ -194,7 +187,9 @@
 
   function fill(row, ev) {
     row.dataset.i = ev.i;
-    const sev = ev.kind === "flag" ? " sev-" + (SEVERITY[ev.extra.flag] || "warn") : "";
+    // Each flag says how bad it is (model/flags.py SEVERITY); captures from before that say
+    // nothing and show as warnings.
+    const sev = ev.kind === "flag" ? " sev-" + (ev.extra.severity || "warning") : "";
     const group = KIND_GROUP[ev.kind] || "lifecycle";
     row.className = `row k-${ev.kind === "flag" ? "flag" : group === "lifecycle" ? "life" : group}` +
       sev + (ev.i === selected ? " sel" : "");
