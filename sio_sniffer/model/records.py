@@ -19,6 +19,7 @@ FORMAT_VERSION = 1
 HTTP = "http"  # an HTTP exchange finished: method, path, status, bytes, duration
 HTTP_ABANDONED = "http.abandoned"  # the client hung up on a request before its answer
 HTTP_REQUEST = "http.request"  # a non-Engine.IO request arrived (hook POSTs open expectations)
+HTTP_PAGE = "http.page"  # the log's one line for a browser's page load and its asset fetches
 CONN_OPEN = "conn.open"
 CONN_CLOSE = "conn.close"
 UPSTREAM_ERROR = "upstream_error"

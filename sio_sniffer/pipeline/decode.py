@@ -92,6 +92,30 @@ def _query(target: str) -> tuple[str, dict[str, str]]:
     return parts.path, {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
 
 
+# What a browser fetches for a page besides the page (Sec-Fetch-Dest), and, for a browser that
+# does not send that header, the file types that are a page's assets.
+_ASSET_DESTS = frozenset({"script", "style", "image", "font", "manifest", "audio", "video",
+                          "track", "worker", "sharedworker", "serviceworker", "object", "embed"})
+_ASSET_SUFFIXES = (".js", ".mjs", ".css", ".map", ".png", ".jpg", ".jpeg", ".gif", ".svg",
+                   ".ico", ".webp", ".woff", ".woff2", ".ttf", ".json", ".webmanifest")
+
+
+def _fetch(method: str, path: str, headers: Headers) -> dict[str, str]:
+    """What a browser's GET is for: a page (``document``, the page is its own path) or an asset
+    of the page its Referer names; nothing for other requests (hooks, API calls, curl). Only
+    the Referer's path is kept: its query may carry a token."""
+    if method != "GET":
+        return {}
+    dest = (header(headers, "sec-fetch-dest") or "").lower()
+    accept = header(headers, "accept") or ""
+    if dest == "document" or (not dest and accept.startswith("text/html")):
+        return {"fetch": "document", "page": path}
+    referer = header(headers, "referer")
+    if referer and (dest in _ASSET_DESTS or (not dest and path.endswith(_ASSET_SUFFIXES))):
+        return {"fetch": "asset", "page": urlsplit(referer).path or "/"}
+    return {}
+
+
 def _inflate(body: bytes, headers: Headers) -> tuple[bytes, str | None]:
     """Undo HTTP content coding on the copy (engine.io servers gzip polling bodies > 1 KiB)."""
     coding = (header(headers, "content-encoding") or "").strip().lower()
@@ -194,7 +218,8 @@ class Pipeline:
                           extra={"method": ev.method, "path": path, "query": query or None,
                                  "seq": ev.seq, "user_agent": header(ev.headers, "user-agent"),
                                  "content_type": ctype or None, "body_size": len(ev.body),
-                                 "peer": self._peer(ev.conn), **extra}))
+                                 "peer": self._peer(ev.conn), **extra,
+                                 **_fetch(ev.method, path, ev.headers)}))
 
     def _http_abandoned(self, ev: HttpAbandoned) -> None:
         path, _ = _query(ev.request.target)
@@ -219,6 +244,8 @@ class Pipeline:
             "req_bytes": len(req.body), "duration_ms": round((ev.ts - req.ts) * 1000, 3),
             "seq": ev.seq, "engineio": engineio,
         }
+        if not engineio:
+            extra.update(_fetch(req.method, path, req.headers))
         if ev.status >= 400:
             body, _ = _inflate(ev.body, ev.headers)
             extra["body"] = body[:300].decode("utf-8", "replace")
