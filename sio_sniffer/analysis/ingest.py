@@ -18,7 +18,7 @@ from sio_sniffer import model
 from sio_sniffer.analysis.bookkeeping import Latencies, Part, Shared
 from sio_sniffer.analysis.correlate import Correlator, Expectation
 from sio_sniffer.analysis.liveness import Liveness
-from sio_sniffer.analysis.lost import UPSTREAM_DOWN_HINT, ingest_hint
+from sio_sniffer.analysis.lost import TWO_SERVERS_MEMORY, UPSTREAM_DOWN_HINT, ingest_hint
 from sio_sniffer.analysis.relay import Relay
 from sio_sniffer.analysis.sessions import REFUSED_400
 from sio_sniffer.model import Record
@@ -38,6 +38,8 @@ class Sid400:
     deferred: bool = False  # judged once more later, to see a fresh session disowned too
 
 
+TWINS_HINT = ("stop the second server on the port (reuse_port or port drift: check "
+              "`lsof -i :PORT`), or use sticky sessions behind a load balancer")
 # A session disowned (400) this soon (seconds) after its handshake was answered was answered by
 # another server: no server restarts that fast.
 FAST_400 = 1.0
@@ -312,8 +314,10 @@ class Ingest(Part):
         entry = self.sid400.get(sid)
         if entry is None:
             return
+        judge = self.relay.judge
+        twins_known = entry.first - judge.two_servers_at < TWO_SERVERS_MEMORY
         if (sid in self.fast_400 and not entry.deferred and not entry.alive_after
-                and not self._disowned_again(sid, entry.first)):
+                and not twins_known and not self._disowned_again(sid, entry.first)):
             entry.deferred = True
             self.schedule(due + 2 * self.config.deadline, "sid400", sid)
             return
@@ -325,8 +329,7 @@ class Ingest(Part):
             cause = (f"{who}: the server answered 400 (unknown session) {entry.count} time(s) "
                      "while other requests of the same session succeeded: two servers answer "
                      "on this port")
-            hint = ("stop the second server on the port (reuse_port or port drift: check "
-                    "`lsof -i :PORT`), or use sticky sessions behind a load balancer")
+            hint = TWINS_HINT
         elif entry.known and self._disowned_again(sid, entry.first):
             opened = session.opened if session else entry.first
             code = "two_servers"
@@ -334,8 +337,14 @@ class Ingest(Part):
                      f"later, did not know the session ({entry.count} time(s) 400); a session "
                      "opened after that was disowned the same way: a restart happens once, so "
                      "two servers answer on this port")
-            hint = ("stop the second server on the port (reuse_port or port drift: check "
-                    "`lsof -i :PORT`), or use sticky sessions behind a load balancer")
+            hint = TWINS_HINT
+        elif entry.known and sid in self.fast_400 and twins_known:
+            opened = session.opened if session else entry.first
+            code = "two_servers"
+            cause = (f"{who}: the server answered its handshake and, {entry.first - opened:.2f} s "
+                     f"later, did not know the session ({entry.count} time(s) 400), as sessions "
+                     "before it: two servers answer on this port")
+            hint = TWINS_HINT
         elif entry.known:
             opened = session.opened if session else entry.first
             code = "restarted"
@@ -351,6 +360,6 @@ class Ingest(Part):
             hint = ("the server restarted or another server answers on this port: make the "
                     "client reconnect and check for a second server")
         if code == "two_servers":
-            self.relay.judge.two_servers_at = entry.first
+            judge.two_servers_at = max(judge.two_servers_at, entry.first)
         self.flag(entry.first, F.UNKNOWN_SID, code, cause, hint, entry.record, eio_sid=sid,
                   count=entry.count)

@@ -23,6 +23,9 @@ from sio_sniffer.model import flags as F
 # A client refused on another namespace usually gives up for good: the judgement looks this far
 # back (seconds) for it.
 NAMESPACE_LOOKBACK = 60.0
+# How long (seconds) after the last session disowned by a second server on the port a lost
+# event is put down to it: the twin keeps taking requests long after the last 400 it caused.
+TWO_SERVERS_MEMORY = 300.0
 UPSTREAM_DOWN_HINT = ("start the server (claude-mpm: `claude-mpm monitor start --port PORT`, "
                       "the port the sniffer's --upstream names), or point --upstream at the "
                       "port it runs on")
@@ -100,13 +103,14 @@ class LostJudge:
             return (F.LOST_ECHO_ONLY,
                     f"it was delivered only back to its sender, not to the "
                     f"{len(receivers)} other client(s) on {nsp}", ECHO_HINT)
-        if exp.ts - self.two_servers_at < NAMESPACE_LOOKBACK and (
-                not receivers or not any(exp.ts <= e.ts <= ts and e.nsp == nsp
-                                         for e in self.recent)):
+        if exp.ts - self.two_servers_at < TWO_SERVERS_MEMORY:
+            # With two servers on the port each request lands on either: the event may have
+            # gone to the one no dashboard is connected to, whatever the other one emitted.
             return (F.LOST_TWO_SERVERS,
-                    "two servers answer on this port (see unknown_sid): the dashboards' "
-                    "sessions were disowned by the other one, so none stayed connected, and "
-                    "the event may have gone to either server",
+                    "two servers answer on this port (see unknown_sid): the hook's POST and the "
+                    "dashboards' sessions land on either one, sessions opened on one are "
+                    "disowned by the other, and the event may have gone to the server no "
+                    "dashboard is connected to",
                     "stop the second server on the port (`lsof -i :PORT`): with one server the "
                     "dashboards stay connected and receive the events")
         reconnecting = self._reconnecting(exp, nsp, others, receivers, fields)

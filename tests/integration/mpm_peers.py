@@ -31,6 +31,16 @@ server = UnifiedMonitorServer(host="127.0.0.1", port=int(sys.argv[1]))
 print("ready" if server.start() else "failed", flush=True)
 sys.stdin.read()  # runs until the test closes our stdin (or kills us)
 """
+# Two monitors on one port, as an older server that bound with reuse_port left it: the kernel
+# hands each new connection to either.
+TWIN_SCRIPT = """
+from aiohttp import web
+_init = web.TCPSite.__init__
+def _reuse_port(self, *args, **kwargs):
+    kwargs["reuse_port"] = True
+    _init(self, *args, **kwargs)
+web.TCPSite.__init__ = _reuse_port
+""" + SERVER_SCRIPT
 HOOK = {"hook_event_name": "PreToolUse", "session_id": "sess-42", "cwd": "/tmp/project",
         "tool_name": "Bash", "tool_input": {"command": "ls -la"}}
 
@@ -43,6 +53,24 @@ def ensure_venv() -> Path:
         subprocess.run(["python3.13", "-m", "venv", str(VENV)], check=True, env=env)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "claude-mpm"], check=True)
     return python
+
+
+@contextmanager
+def twin_monitors(port: int, cwd: Path) -> Iterator[None]:
+    """Two real monitors sharing ``port`` until the block ends."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for _ in range(2):
+            proc = subprocess.Popen([str(ensure_venv()), "-c", TWIN_SCRIPT, str(port)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True, cwd=cwd)
+            procs.append(proc)
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:

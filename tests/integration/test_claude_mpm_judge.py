@@ -22,8 +22,17 @@ from sio_sniffer.model import flags as F
 from sio_sniffer.model.probes import PROBE_SOURCE
 from sio_sniffer.pipeline.sniffer import Sniffer
 from sio_sniffer.testing import Recorder, free_port
-from tests.integration.mpm_peers import HOOK, VENV, Monitor, dashboard, receive, run_claude_hook
-from tests.rigs import judging
+from tests.integration.mpm_peers import (
+    HOOK,
+    VENV,
+    Monitor,
+    dashboard,
+    receive,
+    run_claude_hook,
+    twin_monitors,
+)
+from tests.paths import NODE_DIR
+from tests.rigs import NODE_ENV, judging
 
 DEADLINE = 1.0
 FAST_HOOK = next(VENV.glob("lib/python3*/site-packages/claude_mpm/scripts/claude-hook-fast.sh"),
@@ -247,3 +256,67 @@ async def test_a_body_above_the_limit_is_named(monitor: Monitor) -> None:
     assert "above the server's 1048576-byte limit" in str(flag.get("cause"))
     assert "client_max_size" in str(flag.get("hint"))
 
+
+
+@contextlib.asynccontextmanager
+async def node_dashboard(url: str, **options: Any) -> AsyncIterator[asyncio.StreamReader]:
+    """claude-mpm's dashboard client library (socket.io-client, defaults: polling, upgrade,
+    reconnection, unless ``options`` say otherwise), its JSON lines to read."""
+    process = await asyncio.create_subprocess_exec(
+        "node", str(NODE_DIR / "dashboard_client.js"), url, json.dumps(options), env=NODE_ENV,
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        yield process.stdout
+    finally:
+        process.kill()
+        await process.wait()
+
+
+async def disown_one(url: str) -> None:
+    """Open sessions and send each a pong on a fresh connection until one is unknown to the
+    server that gets the pong (two servers on the port: each try misses with a chance of 1/2)."""
+    base = f"{url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        for _ in range(40):
+            async with http.get(base) as response:
+                sid = json.loads((await response.text())[1:])["sid"]
+            async with http.post(f"{base}&sid={sid}", data=b"3") as response:
+                if response.status == 400:
+                    return
+    raise AssertionError("40 sessions, none disowned: not two servers on the port")
+
+
+async def test_two_monitors_sharing_a_port(mpm_home: Path) -> None:
+    """Two real monitors on one port (reuse_port): sessions opened on one are unknown to the
+    other, and hook POSTs reach either. The verdict is two servers, and nothing contradicts it:
+    every lost event is put down to them, no CONNECT is called unanswered."""
+    port = free_port()
+    with twin_monitors(port, mpm_home):
+        async with sniffing(f"http://127.0.0.1:{port}") as (sniffer, rec):
+            await disown_one(sniffer.url)
+            # reconnecting every 0.1-0.2 s instead of 1-5 s: it keeps losing its session
+            async with node_dashboard(sniffer.url, reconnectionDelay=100,
+                                      reconnectionDelayMax=200) as lines:
+                while json.loads(await asyncio.wait_for(lines.readline(), 30))["event"] \
+                        != "connect":
+                    pass
+                # each hook on a connection of its own, as claude-hook posts
+                async with aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(force_close=True)) as http:
+                    for n in range(30):
+                        async with http.post(f"{sniffer.url}/api/events",
+                                             json=hook_body(n)) as response:
+                            assert response.status == 204
+                last = rec.of(model.HTTP_REQUEST, path="/api/events")[-1].ts
+                await until_past(sniffer, rec, last + DEADLINE + 0.5)
+    seen = flags(rec)
+    disowned = [code for kind, code in seen if kind == F.UNKNOWN_SID]
+    lost = [code for kind, code in seen if kind == F.LOST]
+    assert disowned and set(disowned) == {"two_servers"}, seen
+    # 30 POSTs to either server: all of them reaching the dashboard's one has a chance of 2^-30
+    assert lost and set(lost) == {F.LOST_TWO_SERVERS}, seen
+    assert {kind for kind, _ in seen} <= {F.UNKNOWN_SID, F.LOST}, seen
+    [summary] = rec.of(model.SUMMARY)
+    expectations = summary.get("expectations")
+    assert expectations["matched"] + expectations["lost"] == 30
