@@ -1,7 +1,8 @@
 """`sio-sniffer diagnose`: check a Socket.IO server step by step, each failure with cause and fix.
 
 The checks run in the order the event flow needs them: TCP, ``/health``, the Engine.IO handshake
-over polling, the WebSocket upgrade, CONNECT per namespace, auth (none / valid / invalid), a hook
+over polling, one server behind the port (sessions known to the next request), the WebSocket
+upgrade, CONNECT per namespace, auth (none / valid / invalid), a hook
 event in and its arrival at a dashboard client, timing over ``--events N``, heartbeats, and
 reconnection after a dropped transport. A check is skipped only when an earlier failure leaves
 it nothing to mean, or when the hook events are turned off (``--no-events``): they show in
@@ -62,6 +63,9 @@ HOOK_WAIT = 3.0  # how long a hook event may take to reach the dashboard
 SLOW_INGEST_MS = 300.0  # claude-mpm's bash fast-hook: curl --max-time 0.3
 HEARTBEAT_BUDGET = 5.0  # watch heartbeats only when two rounds fit in this many seconds
 REQUIRED_FIELDS = ("session_id", "correlation_id", "cwd", "subtype")
+# Sessions the "one server" check opens and closes: with two servers on the port each close
+# misses with a chance of 1/2, so ten rounds miss them once in a thousand runs.
+ONE_SERVER_ROUNDS = 10
 
 
 @dataclass
@@ -80,6 +84,7 @@ class Context:
     root_ok: bool = True
     hook_through: bool = False
     upstream_down: bool = False  # a sniffer in front of the target answered for it: 502
+    two_servers: bool = False  # sessions were unknown to the next request: two servers
     body: HookBody = hook_body  # the probe events' POST body
 
 
@@ -168,6 +173,39 @@ async def check_handshake(ctx: Context) -> Check:
              f"maxPayload {info.get('maxPayload')}")
     return Check("handshake", v.PASS, f"Engine.IO v4 over polling: {shown}",
                  data={"open": info})
+
+
+async def check_one_server(ctx: Context) -> Check:
+    """Open sessions and, each on a fresh connection, close them again: one server knows every
+    session it opened; with two on the port (reuse_port, a load balancer without sticky
+    sessions) a fresh connection lands on either, and half of the closes come back 400."""
+    disowned = 0
+    base = f"{ctx.url}{ENGINEIO_PATH}?EIO=4&transport=polling"
+    timeout = aiohttp.ClientTimeout(total=ctx.timeout)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout,
+                                         connector=aiohttp.TCPConnector(force_close=True)) as http:
+            for _ in range(ONE_SERVER_ROUNDS):
+                async with http.get(f"{base}&t=one") as resp:
+                    body = await resp.read()
+                    ctype = resp.headers.get("Content-Type")
+                packets = decode_polling_payload(body, 4, ctype) if resp.status == 200 else []
+                if not packets or not isinstance(packets[0], EioPacket):
+                    return Check("one server", v.SKIP, f"handshake → HTTP {resp.status}")
+                sid = orjson.loads(packets[0].data).get("sid")
+                # "1" is the close packet: it ends the session the handshake opened
+                async with http.post(f"{base}&sid={sid}", data=b"1") as resp:
+                    answer = await resp.read()
+                disowned += resp.status == 400 and b"session" in answer.lower()
+    except (aiohttp.ClientError, asyncio.TimeoutError, orjson.JSONDecodeError) as exc:
+        return Check("one server", v.SKIP, f"could not open test sessions: {exc!r}")
+    if disowned:
+        ctx.two_servers = True
+        return Check.failed("one server", f"{disowned} of {ONE_SERVER_ROUNDS} sessions were "
+                            "unknown (HTTP 400) to the request that closed them, right after "
+                            "their handshake", v.TWO_SERVERS, disowned=disowned)
+    return Check("one server", v.PASS, f"{ONE_SERVER_ROUNDS} sessions, each known to the next "
+                 "request on a fresh connection")
 
 
 async def check_websocket(ctx: Context) -> Check:
@@ -279,7 +317,8 @@ async def check_hook(ctx: Context) -> Check:
                             v.HOOK_REJECTED, status=status)
     if 0 not in got.first:
         return Check.failed("hook event", posted + f"; nothing reached the dashboard client "
-                            f"within {HOOK_WAIT:g} s", v.HOOK_NOT_RELAYED)
+                            f"within {HOOK_WAIT:g} s",
+                            v.HOOK_TO_OTHER_SERVER if ctx.two_servers else v.HOOK_NOT_RELAYED)
     name, payload, at = got.first[0]
     latency = (at - got.sent_at[0]) * 1000
     seen = posted + f"; arrived as {name!r} after {latency:.1f} ms"
@@ -307,12 +346,13 @@ async def check_timing(ctx: Context) -> Check:
     data = {"events": ctx.events, "delivered": len(got.first), "lost": lost,
             "failed_posts": failed_posts,
             "latency_ms": {f"p{p}": round(percentile(latencies, p), 3) for p in (50, 90, 99)}}
-    seen = (f"{len(got.first)}/{ctx.events} delivered, lost {lost}; latency p50 "
-            f"{percentile(latencies, 50):.1f} ms, p90 {percentile(latencies, 90):.1f} ms, p99 "
-            f"{percentile(latencies, 99):.1f} ms")
+    seen = f"{len(got.first)}/{ctx.events} delivered, lost {lost}" + (
+        f"; latency p50 {percentile(latencies, 50):.1f} ms, p90 "
+        f"{percentile(latencies, 90):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
+        if latencies else "")
     if lost:
-        return Check("timing", v.FAIL, seen, v.EVENTS_LOST.cause, v.EVENTS_LOST.fix,
-                     v.EVENTS_LOST.code, data)
+        return Check.failed("timing", seen,
+                            v.HOOK_TO_OTHER_SERVER if ctx.two_servers else v.EVENTS_LOST, **data)
     return Check("timing", v.PASS, seen, data=data)
 
 
@@ -408,6 +448,7 @@ async def diagnose(target: str, *, namespaces: tuple[str, ...] = (), token: str 
             skip(["websocket", "namespaces", "hook event", "reconnection"],
                  "no Engine.IO server to talk to")
             return checks, _flags(observer), url if observer is not None else None
+        add(await check_one_server(ctx))
         add(await check_namespaces(ctx))
         add(await check_websocket(ctx))
         add(await check_auth(ctx))

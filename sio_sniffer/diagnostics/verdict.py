@@ -161,6 +161,19 @@ HOOK_SLOW = Cause(
     "gives up and loses the event",
     "Answer the POST first and relay afterwards; remove whatever slows the server (or a proxy "
     "in between)")
+TWO_SERVERS = Cause(
+    "two_servers",
+    "Two servers answer on this port (an older one bound with reuse_port, or a load balancer "
+    "without sticky sessions): a session opened on one is unknown to the other, so clients "
+    "keep losing their session, and each hook POST reaches either server while a dashboard "
+    "hears only the one it is connected to",
+    "Stop the second server (`lsof -i :PORT` lists both; `claude-mpm monitor stop`, then start "
+    "one), or put sticky sessions on the load balancer")
+HOOK_TO_OTHER_SERVER = Cause(
+    "two_servers",
+    "The hook POST reached the other of the two servers on this port (see 'one server'): "
+    "the dashboard client is connected to the one that never got the event",
+    TWO_SERVERS.fix)
 HOOK_NOT_RELAYED = Cause(
     "not_relayed",
     "Events sent but not received: the server took the hook event but nothing reached the "

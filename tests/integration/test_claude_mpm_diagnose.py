@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,7 +19,7 @@ import socketio
 
 from sio_sniffer.model.probes import PROBE_SESSION_PREFIX, PROBE_SOURCE
 from sio_sniffer.testing import free_port
-from tests.integration.mpm_peers import run_cli
+from tests.integration.mpm_peers import run_cli, twin_monitors
 
 
 class Dashboard:
@@ -125,3 +126,28 @@ async def test_monitor_down_behind_the_sniffer_says_the_upstream_is_down() -> No
     failed = [c for c in json.loads(js_out)["checks"] if c["status"] == "fail"]
     assert [c["code"] for c in failed] == ["upstream_down"]
     assert "sio-sniffer: upstream refused connection" in failed[0]["observed"]
+
+
+async def test_diagnose_names_two_monitors_on_one_port(mpm_home: Path) -> None:
+    """Two real monitors sharing a port (reuse_port): diagnose says two servers, and every
+    failure after it is put down to them, not to rooms or a relay handler."""
+    port = free_port()
+    with twin_monitors(port, mpm_home):
+        code, out, err = await run_cli("diagnose", f"http://127.0.0.1:{port}", "--events", "20",
+                                       "--json")
+    report = json.loads(out)
+    assert code == 1 and report["healthy"] is False, out + err
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["one server"]["status"] == "fail"
+    assert checks["one server"]["code"] == "two_servers"
+    assert "Two servers answer on this port" in checks["one server"]["cause"]
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    assert {c["code"] for c in failed} == {"two_servers"}, failed
+    assert checks["handshake"]["status"] == checks["namespace /"]["status"] == "pass"
+
+
+async def test_diagnose_one_monitor_is_one_server(mpm_port: int) -> None:
+    code, out, _ = await run_cli("diagnose", f"http://127.0.0.1:{mpm_port}", "--no-events",
+                                 "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == 0 and checks["one server"]["status"] == "pass", out
