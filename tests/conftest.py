@@ -11,12 +11,25 @@ from typing import Any
 import pytest
 import socketio
 from aiohttp import web
+from playwright.async_api import Browser, async_playwright
 
 # One free-port helper for the package's bench and every test ("from tests.conftest import ...").
+from sio_sniffer.diagnostics.browser import CHROMIUM, CHROMIUM_ARGS
 from sio_sniffer.testing import free_port
 from tests.capture.capture_peers import AppServer, capture_session
 
-__all__ = ["PyServer", "free_port", "py_server_factory"]
+__all__ = ["PyServer", "browser", "free_port", "py_server_factory"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium, as the sniffer's own browser check launches it."""
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
 class PyServer:

@@ -7,26 +7,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from sio_sniffer import model
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFilter
 from tests.integration.mpm_peers import Monitor
-from tests.web.live.ui_peers import CHROMIUM_ARGS
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                            args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 def lines(stream: io.BytesIO) -> list[dict[str, Any]]:

@@ -17,12 +17,10 @@ from urllib.parse import urlsplit
 import socketio
 from playwright.async_api import Page, Route, async_playwright, expect
 
+from sio_sniffer.diagnostics.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import free_port
 from tests.paths import ROOT
 from tests.web.adminui.adminui_peers import PASSWORD, TOKEN, USER, setup_upstream
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 
 
 @contextlib.asynccontextmanager
@@ -84,8 +82,8 @@ async def test_admin_ui_shows_sniffed_sockets_namespaces_and_events(
                 await route.abort()
 
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                               args=CHROMIUM_ARGS)
+            browser = await pw.chromium.launch(executable_path=CHROMIUM,
+                                               args=list(CHROMIUM_ARGS))
             try:
                 page = await browser.new_page()
                 await page.route("**/*", offline)

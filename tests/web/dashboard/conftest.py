@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
-from sio_sniffer.diagnostics.browser import CHROMIUM, CHROMIUM_ARGS
 from sio_sniffer.diagnostics.server import DiagnosticServer
 from sio_sniffer.web.dashboard_page import DashboardPage
 from tests.paths import NODE_MODULES
@@ -59,16 +58,6 @@ async def node_server() -> AsyncIterator[Callable[..., Any]]:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
-from tests.web.live.ui_peers import CHROMIUM_ARGS, Stack
+from tests.web.live.ui_peers import Stack
 
 
 @pytest.fixture
@@ -25,15 +25,6 @@ async def stack_factory() -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
     yield make
     for stack in stacks:
         await stack.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                            args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

@@ -17,9 +17,6 @@ from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.web.live import LiveUI
 from tests.paths import NODE_MODULES
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-
 
 class Stack:
     """Diagnostic server <- sniffer (analysis on, short deadline) with the live page in front."""
