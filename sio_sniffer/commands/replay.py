@@ -14,7 +14,6 @@ import orjson
 
 from sio_sniffer.capture import CaptureError
 from sio_sniffer.replay import (
-    DEFAULT_IGNORE,
     Script,
     ServedCapture,
     build_script,
@@ -35,9 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth", help="JSON auth for every client's CONNECT; needed when the "
                         "capture was written without --show-secrets (it then holds only "
                         "fingerprints of the auth)")
-    parser.add_argument("--ignore", default=",".join(DEFAULT_IGNORE),
-                        help="comma-separated payload keys whose values are not compared "
-                        f"(default: {','.join(DEFAULT_IGNORE)}; '' compares everything)")
+    parser.add_argument("--ignore", default="",
+                        help="comma-separated payload keys whose values are not compared, on "
+                        "top of the values found to be noise")
+    parser.add_argument("--strict", action="store_true",
+                        help="compare every value: differences that look like noise (times, "
+                        "UUIDs, tokens, counters) fail the replay too")
+    parser.add_argument("--twice", action="store_true",
+                        help="replay twice and take what differs between the two replays for "
+                        "noise too")
     parser.add_argument("--path", default="/socket.io/", help="Socket.IO path on the target")
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds of quiet after the last step before comparing")
@@ -86,9 +91,10 @@ def run(args: argparse.Namespace) -> int:
         print("sio-sniffer replay: warning: the capture holds only fingerprints of the CONNECT "
               "auth (written without --show-secrets); pass --auth JSON", file=sys.stderr)
     ignore = [k for k in args.ignore.split(",") if k]
-    progress = ProgressBar(len(script.steps))
+    progress = ProgressBar(len(script.steps) * (2 if args.twice else 1))
     result = asyncio.run(replay(script, args.target, speed=speed, auth=auth, ignore=ignore,
-                                path=args.path, settle=args.settle, progress=progress))
+                                strict=args.strict, twice=args.twice, path=args.path,
+                                settle=args.settle, progress=progress))
     progress.close()
     if args.json:
         print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 import socketio
 
-from sio_sniffer.replay.diff import DEFAULT_IGNORE, ReplayResult, diff
+from sio_sniffer.replay.diff import ReplayResult, diff
+from sio_sniffer.replay.noise import Place, unstable_places
 from sio_sniffer.replay.script import ClientScript, Observed, Script, Step
 from sio_sniffer.support.progress import ProgressBar
 
@@ -36,7 +37,7 @@ class _LiveClient:
         self._on_receive()
 
     async def _event(self, event: str, namespace: str, *args: Any) -> Any:
-        self._store(Observed("event", namespace, event, list(args)))
+        self._store(Observed("event", namespace, event, list(args), time.time()))
         nth = self._seen[(namespace, event)]
         self._seen[(namespace, event)] += 1
         reply = self.script.replies.get((namespace, event, nth))
@@ -44,7 +45,7 @@ class _LiveClient:
 
     async def _connect_error(self, namespace: str, data: Any = None) -> None:
         message = data.get("message") if isinstance(data, dict) else data
-        self._store(Observed("connect_error", namespace, "", [message]))
+        self._store(Observed("connect_error", namespace, "", [message], time.time()))
 
     async def connect(self, target: str, path: str) -> None:
         await self.client.connect(
@@ -61,7 +62,7 @@ class _LiveClient:
             return
 
         def on_ack(*args: Any) -> None:
-            self._store(Observed("ack", step.nsp, step.name, list(args)))
+            self._store(Observed("ack", step.nsp, step.name, list(args), time.time()))
 
         await self.client.emit(step.name, data, namespace=step.nsp, callback=on_ack)
 
@@ -77,10 +78,47 @@ class _LiveClient:
 
 
 async def replay(script: Script, target: str, *, speed: float | None = 1.0,
-                 auth: Any = None, ignore: Iterable[str] = DEFAULT_IGNORE,
-                 path: str = "/socket.io/", settle: float = 1.0,
+                 auth: Any = None, ignore: Iterable[str] = (), strict: bool = False,
+                 twice: bool = False, path: str = "/socket.io/", settle: float = 1.0,
                  progress: ProgressBar | None = None) -> ReplayResult:
-    """Run the script against ``target``; ``speed=None`` means as fast as possible."""
+    """Run the script against ``target``; ``speed=None`` means as fast as possible.
+
+    ``strict`` compares every value (no noise rules); ``twice`` runs the script twice and takes
+    what differed between the two runs for noise in the comparison of the second with the
+    capture.
+    """
+    unstable: set[Place] = set()
+    if twice:
+        # The first run only shows what the server varies by itself; the second is the one
+        # compared with the capture.
+        first, _, _ = await _run(script, target, speed, auth, path, settle, progress)
+        live, http_actual, errors = await _run(script, target, speed, auth, path, settle,
+                                               progress)
+        for cid, lc in live.items():
+            unstable |= unstable_places(first[cid].received, lc.received)
+    else:
+        live, http_actual, errors = await _run(script, target, speed, auth, path, settle,
+                                               progress)
+    ignore_set = frozenset(ignore)
+    sid_map: dict[str, str] = {}
+    for lc in live.values():
+        sid_map.update(lc.sids)
+    compared = {cid: diff(lc.script.expected, lc.received, ignore_set, sid_map, strict=strict,
+                          unstable=frozenset(unstable))
+                for cid, lc in live.items()}
+    actual = {cid: lc.received for cid, lc in live.items()}
+    if script.http_expected or http_actual:
+        compared["http"] = diff(script.http_expected, http_actual, ignore_set, {}, strict=True)
+        actual["http"] = http_actual
+    return ReplayResult({cid: c.differences for cid, c in compared.items()}, actual, errors,
+                        {cid: c.noise for cid, c in compared.items()})
+
+
+async def _run(script: Script, target: str, speed: float | None, auth: Any, path: str,
+               settle: float, progress: ProgressBar | None
+               ) -> tuple[dict[str, _LiveClient], list[Observed], list[str]]:
+    """One run of the script: the live clients (with what they received), the HTTP statuses,
+    the errors."""
     arrived = asyncio.Event()
     live: dict[str, _LiveClient] = {}
     errors: list[str] = []
@@ -110,17 +148,7 @@ async def replay(script: Script, target: str, *, speed: float | None = 1.0,
         for lc in live.values():
             if lc.client.connected:
                 await lc.client.disconnect()
-    ignore_set = frozenset(ignore)
-    sid_map: dict[str, str] = {}
-    for lc in live.values():
-        sid_map.update(lc.sids)
-    differences = {cid: diff(lc.script.expected, lc.received, ignore_set, sid_map)
-                   for cid, lc in live.items()}
-    actual = {cid: lc.received for cid, lc in live.items()}
-    if script.http_expected or http_actual:
-        differences["http"] = diff(script.http_expected, http_actual, ignore_set, {})
-        actual["http"] = http_actual
-    return ReplayResult(differences, actual, errors)
+    return live, http_actual, errors
 
 
 async def _run_step(step: Step, live: dict[str, _LiveClient], http: aiohttp.ClientSession,
@@ -134,7 +162,8 @@ async def _run_step(step: Step, live: dict[str, _LiveClient], http: aiohttp.Clie
                                 headers=headers) as resp:
             await resp.read()
         path = req.target.split("?", 1)[0]
-        http_actual.append(Observed("http", "", f"{req.method} {path}", [resp.status]))
+        http_actual.append(Observed("http", "", f"{req.method} {path}", [resp.status],
+                                time.time()))
         return
     lc = live[str(step.client)]
     if step.kind == "connect":

@@ -31,13 +31,17 @@ class Observed:
     def key(self) -> tuple[str, str, str]:
         return (self.kind, self.nsp, self.name)
 
+    def place(self) -> str:
+        """Where it came, without its arguments: ``/ pong``, ``/admin ack of stats``."""
+        what = {"event": "", "ack": "ack of ", "connect_error": "connect_error ",
+                "http": "HTTP "}[self.kind]
+        return f"{self.nsp} {what}{self.name}"
+
     def describe(self) -> str:
         args = orjson.dumps(self.args, default=_json_default).decode()
         if len(args) > 300:
             args = args[:300] + "..."
-        what = {"event": "", "ack": "ack of ", "connect_error": "connect_error ",
-                "http": "HTTP "}[self.kind]
-        return f"{self.nsp} {what}{self.name} {args}"
+        return f"{self.place()} {args}"
 
 
 def _json_default(obj: Any) -> Any:
