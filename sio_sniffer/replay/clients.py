@@ -16,6 +16,8 @@ from sio_sniffer.replay.noise import Place, unstable_places
 from sio_sniffer.replay.script import ClientScript, Observed, Script, Step
 from sio_sniffer.support.progress import ProgressBar
 
+# How long a CONNECT (the first, or a later namespace's) may wait for the server's answer.
+CONNECT_TIMEOUT = 10.0
 HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding",
                          "keep-alive", "upgrade", "te", "trailer", "proxy-connection"})
 
@@ -29,7 +31,10 @@ class _LiveClient:
         self._on_receive = on_receive
         self._seen: Counter[tuple[str, str]] = Counter()
         self.sids: dict[str, str] = {}
+        # Namespaces answered (accepted or refused): what a later join waits for.
+        self._answered: dict[str, asyncio.Event] = {}
         self.client.on("*", self._event, namespace="*")
+        self.client.on("connect", self._connected, namespace="*")
         self.client.on("connect_error", self._connect_error, namespace="*")
 
     def _store(self, obs: Observed) -> None:
@@ -43,16 +48,35 @@ class _LiveClient:
         reply = self.script.replies.get((namespace, event, nth))
         return tuple(reply) if reply is not None else None
 
+    async def _connected(self, namespace: str) -> None:
+        self._answered.setdefault(namespace, asyncio.Event()).set()
+
     async def _connect_error(self, namespace: str, data: Any = None) -> None:
         message = data.get("message") if isinstance(data, dict) else data
         self._store(Observed("connect_error", namespace, "", [message], time.time()))
+        self._answered.setdefault(namespace, asyncio.Event()).set()
 
     async def connect(self, target: str, path: str) -> None:
         await self.client.connect(
-            target, namespaces=list(self.script.namespaces), auth=self.auth,
+            target, namespaces=list(self.script.first_namespaces), auth=self.auth,
             transports=list(self.script.transports), socketio_path=path,
-            headers=dict(self.script.headers), wait_timeout=10)
+            headers=dict(self.script.headers), wait_timeout=CONNECT_TIMEOUT)
         # Taken now: a disconnected client no longer knows its sids.
+        self.sids = self._sid_map()
+
+    async def join(self, nsp: str) -> None:
+        """Connect one more namespace on the same Engine.IO session, as the captured client
+        did after its first connect. python-socketio's client has no call for that (it
+        connects its namespaces at once), so the CONNECT packet is sent on its Engine.IO
+        client, as its own connect does; its packet handling then takes the answer."""
+        answered = self._answered.setdefault(nsp, asyncio.Event())
+        pkt = socketio.packet.Packet(socketio.packet.CONNECT, data=self.auth, namespace=nsp)
+        await self.client.eio.send(pkt.encode())
+        try:
+            await asyncio.wait_for(answered.wait(), CONNECT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise socketio.exceptions.ConnectionError(
+                f"no answer to CONNECT {nsp} within {CONNECT_TIMEOUT:g} s") from None
         self.sids = self._sid_map()
 
     async def emit(self, step: Step) -> None:
@@ -168,6 +192,9 @@ async def _run_step(step: Step, live: dict[str, _LiveClient], http: aiohttp.Clie
     lc = live[str(step.client)]
     if step.kind == "connect":
         await lc.connect(target, sock_path)
+    elif step.kind == "join":
+        if lc.client.connected:
+            await lc.join(step.nsp)
     elif step.kind == "emit":
         if lc.client.connected:
             await lc.emit(step)

@@ -2,7 +2,9 @@
 // seconds, epoch milliseconds, an ISO-8601 time, a UUID, a random token, a counter), and that can
 // be changed in one way at a time: POST /mode?change=NAME (none, renamed, dropped, value,
 // missing, extra; "counting": hello carries how many connections the server has seen, a value
-// that differs between two replays and fits no rule of noise by nature). The twin of noisy_server.py; prints its port on stdout once it listens.
+// that differs between two replays and fits no rule of noise by nature). A client joining /late is
+// told how many pings its Engine.IO session sent before (welcome_late): the server behaves
+// differently on a late join. The twin of noisy_server.py; prints its port on stdout once it listens.
 "use strict";
 const http = require("http");
 const crypto = require("crypto");
@@ -33,7 +35,10 @@ function setup(socket) {
   if (change === "counting") hello.visits = ++visits;
   if (change !== "missing") socket.emit("hello", hello);
   if (change === "extra") socket.emit("motd", { text: "maintenance at noon" });
+  // socket.client is the Engine.IO session, shared by the client's namespaces.
+  if (nsp === "/late") socket.emit("welcome_late", { pings_before: socket.client.pings || 0 });
   socket.on("ping_me", (data, ack) => {
+    socket.client.pings = (socket.client.pings || 0) + 1;
     const now = Date.now();
     const body = { n: data.n, status: change === "value" ? "degraded" : "ok",
                    relayed_at: now / 1000, sentAtMs: now, traceRef: crypto.randomUUID(), seq: ++seq };

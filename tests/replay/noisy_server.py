@@ -2,8 +2,10 @@
 epoch seconds, epoch milliseconds, an ISO-8601 time, a UUID, a random token, a counter), and that
 can be changed in one way at a time: ``POST /mode?change=NAME`` (none, renamed, dropped, value,
 missing, extra; ``counting``: ``hello`` carries how many connections the server has seen, a value
-that differs between two replays and fits no rule of noise by nature). The twin of
-``noisy_server.js``; prints its port on stdout once it listens.
+that differs between two replays and fits no rule of noise by nature). A client joining ``/late``
+is told how many pings its Engine.IO session sent before (``welcome_late``): the server behaves
+differently on a late join. The twin of ``noisy_server.js``; prints its port on stdout once it
+listens.
 
     python tests/replay/noisy_server.py
 """
@@ -25,12 +27,16 @@ CHANGES = ("none", "renamed", "dropped", "value", "missing", "extra", "counting"
 
 
 def make_app() -> web.Application:
-    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=1, ping_timeout=1)
+    # Every namespace is accepted (handlers registered for "*" alone do not open them); any
+    # origin too, as socket.io-client in Node sends one python-engineio does not know.
+    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=1, ping_timeout=1,
+                               namespaces="*", cors_allowed_origins="*")
     app = web.Application()
     sio.attach(app)
     state = {"change": "none"}
     seq = itertools.count(1)
     visits = itertools.count(1)
+    pings: dict[str, int] = {}  # Engine.IO sid -> pings on any namespace
 
     async def set_mode(request: web.Request) -> web.Response:
         change = request.query.get("change", "")
@@ -54,10 +60,15 @@ def make_app() -> web.Application:
             await sio.emit("hello", hello, to=sid, namespace=namespace)
         if state["change"] == "extra":
             await sio.emit("motd", {"text": "maintenance at noon"}, to=sid, namespace=namespace)
+        if namespace == "/late":
+            before = pings.get(sio.manager.eio_sid_from_sid(sid, namespace), 0)
+            await sio.emit("welcome_late", {"pings_before": before}, to=sid, namespace=namespace)
 
     @sio.on("ping_me", namespace="*")
     async def ping_me(namespace: str, sid: str, data: dict[str, Any]) -> Any:
         change = state["change"]
+        eio_sid = sio.manager.eio_sid_from_sid(sid, namespace)
+        pings[eio_sid] = pings.get(eio_sid, 0) + 1
         now = time.time()
         body: dict[str, Any] = {"n": data["n"], "status": "degraded" if change == "value" else "ok",
                                 "relayed_at": now, "sentAtMs": int(now * 1000),

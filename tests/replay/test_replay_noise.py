@@ -15,8 +15,10 @@ import aiohttp
 import pytest
 import socketio
 
+from sio_sniffer.capture import CaptureReader
+from sio_sniffer.replay import build_script
 from tests.capture.capture_peers import capturing
-from tests.rigs import TIMEOUT, listening
+from tests.rigs import NODE_ENV, TIMEOUT, listening
 
 HERE = Path(__file__).resolve().parent
 SERVERS = {"python": (sys.executable, str(HERE / "noisy_server.py")),
@@ -171,3 +173,32 @@ async def test_twice_still_fails_a_real_change(noisy: str, tmp_path: Path) -> No
     assert rc == 1
     assert {c for d in _differences(result) for c in d["changes"]} == {
         'status: "ok" -> "degraded"'}
+
+
+async def test_a_namespace_joined_late_is_joined_late_in_the_replay(
+        noisy: str, tmp_path: Path) -> None:
+    """The captured client joined /late after two pings, and the server tells a late joiner
+    how many pings came before: the replay joins when the captured client did, so the server
+    says 2 again (a replay connecting every namespace at first would get 0)."""
+    cap = tmp_path / "cap.jsonl"
+    async with capturing(noisy, cap) as sniffer:
+        node = await asyncio.create_subprocess_exec(
+            "node", str(HERE / "late_client.js"), sniffer.url, env=NODE_ENV,
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(node.communicate(), TIMEOUT)
+    assert out.decode().strip() == "done 2"
+    script = build_script(CaptureReader(cap))
+    assert [(s.kind, s.nsp) for s in script.steps] == [
+        ("connect", "/"), ("emit", "/"), ("emit", "/"), ("join", "/late")]
+    rc, result = await _replay(cap, noisy)
+    assert (rc, _differences(result), result["errors"]) == (0, [], [])
+
+
+async def test_ignore_adds_keys_to_the_noise(noisy: str, tmp_path: Path) -> None:
+    """``--ignore status`` leaves the changed status uncompared; the noise rules still apply."""
+    cap = tmp_path / "cap.jsonl"
+    await _capture(noisy, cap)
+    await _mode(noisy, "value")
+    rc, result = await _replay(cap, noisy, "--ignore", "status")
+    assert (rc, _differences(result)) == (0, [])
+    assert _noise(result) == NOISE
