@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from sio_sniffer.capture import CaptureError
+from sio_sniffer.commands.options import parse_ui_address
 from sio_sniffer.replay import (
     Script,
     ServedCapture,
@@ -20,6 +21,7 @@ from sio_sniffer.replay import (
     replay,
 )
 from sio_sniffer.support.progress import ProgressBar
+from sio_sniffer.support.shutdown import stop_event
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the diff as JSON")
     parser.add_argument("--serve", action="store_true",
                         help="play the captured server side to clients that connect")
-    parser.add_argument("--listen", default="127.0.0.1:8765", help="HOST:PORT for --serve")
+    parser.add_argument("--listen", default="127.0.0.1:8765", type=parse_ui_address,
+                        help="[HOST:]PORT for --serve (default 127.0.0.1:8765; port 0: any "
+                        "free one, printed)")
     parser.add_argument("--client", help="with --serve: the captured Engine.IO sid to play "
                         "(default: the client that received the most events)")
     parser.epilog = ("Captures written without --show-secrets keep only fingerprints of "
@@ -103,18 +107,18 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok and not problems else 1
 
 
-async def _serve(script: Script, listen: str, client: str | None, speed: float | None) -> int:
-    host, _, port = listen.rpartition(":")
+async def _serve(script: Script, listen: tuple[str, int], client: str | None,
+                 speed: float | None) -> int:
     try:
         served = ServedCapture(script, client, speed)
     except CaptureError as exc:
         print(f"sio-sniffer replay: {exc}", file=sys.stderr)
         return 2
-    await served.start(host.strip("[]") or "127.0.0.1", int(port))
+    await served.start(*listen)
     print(f"sio-sniffer replay: serving the captured server side on {served.url}",
           file=sys.stderr, flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop_event().wait()  # Ctrl-C or SIGTERM: stop serving, exit 0 as `serve` does
     finally:
         await served.stop()
     return 0
