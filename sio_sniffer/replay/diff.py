@@ -83,8 +83,13 @@ def diff(expected: Sequence[Observed], actual: Sequence[Observed], ignore: froze
          unstable: frozenset[noise.Place] = frozenset()) -> Compared:
     """Missing / extra / renamed / changed between what the server sent in the capture and in
     the replay; the values that differ only as noise does (see :mod:`noise`) are counted apart,
-    unless ``strict``. ``unstable``: places that differed between two replays."""
-    exp = [Observed(o.kind, o.nsp, o.name, normalise(o.args, ignore, sids), o.ts)
+    unless ``strict``. ``unstable``: places that differed between two replays.
+
+    A value that equals its replayed twin once the captured sids in it are mapped to the
+    replay's is noise even when ``strict``: sids are fresh on every connection by protocol, so a
+    comparison that counted them could never pass.
+    """
+    exp = [Observed(o.kind, o.nsp, o.name, normalise(o.args, ignore, {}), o.ts)
            for o in expected]
     act = [Observed(o.kind, o.nsp, o.name, normalise(o.args, ignore, {}), o.ts) for o in actual]
     volatile: set[noise.Place] = set() if strict else noise.volatile_places(exp)
@@ -95,7 +100,7 @@ def diff(expected: Sequence[Observed], actual: Sequence[Observed], ignore: froze
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal" or _renamed(op, exp[i1:i2], act[j1:j2]):
             for e, a in zip(exp[i1:i2], act[j1:j2], strict=True):
-                changes = _changes(e, a, strict, volatile, unstable, noisy)
+                changes = _changes(e, a, sids, strict, volatile, unstable, noisy)
                 if e.name != a.name:
                     out.append(Difference("renamed", e, a, changes))
                 elif changes:
@@ -115,14 +120,17 @@ def _renamed(op: str, exp: Sequence[Observed], act: Sequence[Observed]) -> bool:
             and exp[0].kind == act[0].kind == "event" and exp[0].nsp == act[0].nsp)
 
 
-def _changes(e: Observed, a: Observed, strict: bool, volatile: set[noise.Place],
+def _changes(e: Observed, a: Observed, sids: dict[str, str], strict: bool,
+             volatile: set[noise.Place],
              unstable: frozenset[noise.Place],
              noisy: Counter[tuple[str, str, str]]) -> tuple[Change, ...]:
     """The changes of ``a`` from ``e`` that are not noise; the noise counted into ``noisy``."""
     real = []
     for path, old, new in noise.leaf_changes(e.args, a.args):
         found = None
-        if not strict and old is not noise.ABSENT and new is not noise.ABSENT:
+        if isinstance(old, str) and sids and normalise(old, frozenset(), sids) == new:
+            found = noise.SID
+        elif not strict and old is not noise.ABSENT and new is not noise.ABSENT:
             found = noise.rule(old, new, e.ts, a.ts)
             if found is None and (e.key(), path) in volatile:
                 found = noise.VOLATILE

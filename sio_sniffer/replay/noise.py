@@ -9,9 +9,9 @@ clocks ``relayed_at``, ``sentAt``, ``server_time``, their ids ``traceRef``, ``re
 - behaviour: a value that took a different value on every event of its kind in the capture (a
   counter, a nonce), or one that differed between two replays (``replay --twice``).
 
-Session ids are not here: the diff maps the captured sids to the replay's before comparing, so a
-sid, or a value holding one, is equal once mapped (a value derived from a sid in another way,
-such as a hash of it, looks like a random token).
+Session ids: a value that holds a captured Engine.IO or Socket.IO sid and equals its replayed
+twin once that sid is mapped to the replay's is noise (the diff maps them); a value derived from
+a sid in another way, such as a hash of it, looks like a random token.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ UUID = "look like UUIDs"
 TOKEN = "look like random tokens"
 VOLATILE = "changed on every event of their kind in the capture"
 TWICE = "differed between the two replays"
+SID = "hold the session id"
 
 
 class _Absent:
@@ -171,4 +172,4 @@ class Noise:
 
 
 _SINGULAR = {TIME: "looks like server time", UUID: "looks like a UUID",
-             TOKEN: "looks like a random token"}
+             TOKEN: "looks like a random token", SID: "holds the session id"}
