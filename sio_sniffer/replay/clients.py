@@ -115,9 +115,11 @@ async def replay(script: Script, target: str, *, speed: float | None = 1.0,
     if twice:
         # The first run only shows what the server varies by itself; the second is the one
         # compared with the capture.
-        first, _, _ = await _run(script, target, speed, auth, path, settle, progress)
+        first, _, first_errors = await _run(script, target, speed, auth, path, settle,
+                                            progress)
         live, http_actual, errors = await _run(script, target, speed, auth, path, settle,
                                                progress)
+        errors = [f"first replay: {e}" for e in first_errors] + errors
         for cid, lc in live.items():
             unstable |= unstable_places(first[cid].received, lc.received)
     else:

@@ -64,8 +64,10 @@ class Difference:
             return f"extra:   {self.actual.describe()}"
         assert self.expected is not None and self.actual is not None
         if self.kind == "renamed":
-            return f"renamed: {self.expected.place()} -> {self.actual.name}"
-        lines = [f"changed: {self.expected.describe()}", f"     now: {self.actual.describe()}"]
+            lines = [f"renamed: {self.expected.place()} -> {self.actual.name}"]
+        else:
+            lines = [f"changed: {self.expected.describe()}",
+                     f"     now: {self.actual.describe()}"]
         lines.extend(f"   where: {c.describe()}" for c in self.changes)
         return "\n".join(lines)
 
