@@ -27,5 +27,7 @@ def test_tokens_mix_letters_and_digits_at_one_length() -> None:
     assert noise.rule("degraded", "maintain", NOW, NOW) is None
     assert noise.rule("12345678", "87654321", NOW, NOW) is None
     assert noise.rule("a1b2c3d4e5", "9f8e7d6c", NOW, NOW) is None
+    # A hex token that came out all digits is still a token, next to one that did not.
+    assert noise.rule("8349035322023624", "c349bb786fdb4b03", NOW, NOW) == noise.TOKEN
     assert noise.rule("0e77769b-84e7-4fec-9651-8d0e91352d17",
                       "1F2E3D4C-84E7-4FEC-9651-8D0E91352D17", NOW, NOW) == noise.UUID
