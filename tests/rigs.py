@@ -1,5 +1,5 @@
-"""Rigs the judge tests share: a real Sniffer judging in front of an upstream, and the Node
-server scripts of the tests, each of which prints its port once it listens."""
+"""Rigs the tests share: a real Sniffer judging in front of an upstream, and the server scripts
+of the tests (Node or Python), each of which prints its port once it listens."""
 
 from __future__ import annotations
 
@@ -41,8 +41,16 @@ async def judging(upstream: str, analysis: AnalysisConfig | None = None, *,
 @contextlib.asynccontextmanager
 async def node_server(script: Path, *args: str) -> AsyncIterator[str]:
     """A Node server script that prints its port on stdout; yields its URL."""
+    async with listening("node", str(script), *args) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def listening(*argv: str) -> AsyncIterator[str]:
+    """A server process (Node or Python) that prints its port on stdout once it listens;
+    yields its URL, and kills it on the way out."""
     process = await asyncio.create_subprocess_exec(
-        "node", str(script), *args, env=NODE_ENV, stdout=asyncio.subprocess.PIPE)
+        *argv, env=NODE_ENV, stdout=asyncio.subprocess.PIPE)
     try:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)

@@ -1,14 +1,16 @@
 """``sio-sniffer decode``: decode Engine.IO/Socket.IO frames or polling bodies by hand.
 
-Input is one message per argument, or one per line of ``-f FILE`` / stdin (``-f -``); with
-``--polling`` each argument, or the whole file, is one polling body. All messages go through
-one session decoder, so the attachments that follow a binary packet are put back into it.
+Input is one message per argument, or one per line of ``-f FILE`` or of standard input (read
+when a MESSAGE is ``-``, with ``-f -``, or, as ``jq`` does, when no MESSAGE is given and stdin is
+not a terminal); with ``--polling`` each argument, or the whole file, is one polling body. All
+messages go through one session decoder, so the attachments that follow a binary packet are put
+back into it.
 Prints one JSON object per packet, or per decode error; exits 1 if anything failed to decode.
 
     sio-sniffer decode '42["chat",{"text":"hi"}]'
     sio-sniffer decode --polling $'0{"sid":"x"}\\x1e42["a"]'
     sio-sniffer decode '451-["up",{"_placeholder":true,"num":0}]' --hex-next 0102
-    printf '%s' 01020304 | sio-sniffer decode --hex -f -
+    printf '%s' 01020304 | sio-sniffer decode --hex
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ _V3_PAYLOAD = re.compile(rb"\d{1,10}:")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sio-sniffer decode``."""
     parser.add_argument("messages", nargs="*", metavar="MESSAGE",
-                        help="a WebSocket message or polling body (text unless --hex/--base64)")
+                        help="a WebSocket message or polling body (text unless --hex/--base64); "
+                             "'-' reads standard input, as does no MESSAGE when stdin is a pipe")
     parser.add_argument("-f", "--file", metavar="FILE",
                         help="read input from FILE ('-' for stdin); one message per line unless "
                              "--polling (then the whole file is one body)")
@@ -68,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"sio-sniffer decode: {exc}", file=sys.stderr)
         return 2
     if not inputs:
-        print("sio-sniffer decode: no input (give MESSAGE arguments, -f FILE or -f -)",
-              file=sys.stderr)
+        print("sio-sniffer decode: no input: give MESSAGE arguments, -f FILE, or pipe the "
+              "frames in ('... | sio-sniffer decode')", file=sys.stderr)
         return 2
     decoder = SessionDecoder(eio=args.eio, msgpack=True if args.msgpack else None,
                              socketio=not args.engineio)
@@ -98,17 +101,29 @@ def _print(out: TextIO, item: Item, render: Callable[[Any], Any]) -> None:
 def _inputs(args: argparse.Namespace) -> Iterator[tuple[bytes, bool]]:
     """(bytes, is_binary) for each message or body, in order."""
     binary = bool(args.hex or args.base64)
-    raw: list[str] = list(args.messages)
+    raw: list[str] = []
+    for value in args.messages:
+        raw.extend(_split(_read("-"), args.polling) if value == "-" else [value])
     if args.file is not None:
-        text = _read(args.file)
-        if args.polling:
-            raw.append(text[:-1] if text.endswith("\n") else text)
-        else:
-            raw.extend(line for line in text.splitlines() if line)
+        raw.extend(_split(_read(args.file), args.polling))
+    elif not args.messages and not sys.stdin.isatty():
+        # Piped in with nothing else given, as `jq` reads it; a terminal is never waited on.
+        raw.extend(_split(_read("-"), args.polling))
     for value in raw:
         yield (_unbinary(value, args.base64) if binary else value.encode("utf-8"), binary)
     for value in args.hex_next:
         yield _unbinary(value, False), True
+
+
+def _split(text: str, polling: bool) -> list[str]:
+    """A file's messages: one per line, or the whole of it as one polling body.
+
+    Only newlines end a line: ``str.splitlines`` would also split at ``\\x1e``, the separator
+    of the packets of a v4 polling body, and so decode a body as separate WebSocket messages.
+    """
+    if polling:
+        return [text[:-1] if text.endswith("\n") else text]
+    return [line.removesuffix("\r") for line in text.split("\n") if line.removesuffix("\r")]
 
 
 def _read(path: str) -> str:

@@ -13,14 +13,15 @@ from typing import Any
 import orjson
 
 from sio_sniffer.capture import CaptureError
+from sio_sniffer.commands.options import parse_ui_address
 from sio_sniffer.replay import (
-    DEFAULT_IGNORE,
     Script,
     ServedCapture,
     build_script,
     replay,
 )
 from sio_sniffer.support.progress import ProgressBar
+from sio_sniffer.support.shutdown import stop_event
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,16 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth", help="JSON auth for every client's CONNECT; needed when the "
                         "capture was written without --show-secrets (it then holds only "
                         "fingerprints of the auth)")
-    parser.add_argument("--ignore", default=",".join(DEFAULT_IGNORE),
-                        help="comma-separated payload keys whose values are not compared "
-                        f"(default: {','.join(DEFAULT_IGNORE)}; '' compares everything)")
+    parser.add_argument("--ignore", default="",
+                        help="comma-separated payload keys whose values are not compared, on "
+                        "top of the values found to be noise")
+    parser.add_argument("--strict", action="store_true",
+                        help="compare every value: differences that look like noise (times, "
+                        "UUIDs, tokens, counters) fail the replay too")
+    parser.add_argument("--twice", action="store_true",
+                        help="replay twice and take what differs between the two replays for "
+                        "noise too")
     parser.add_argument("--path", default="/socket.io/", help="Socket.IO path on the target")
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds of quiet after the last step before comparing")
     parser.add_argument("--json", action="store_true", help="print the diff as JSON")
     parser.add_argument("--serve", action="store_true",
                         help="play the captured server side to clients that connect")
-    parser.add_argument("--listen", default="127.0.0.1:8765", help="HOST:PORT for --serve")
+    parser.add_argument("--listen", default="127.0.0.1:8765", type=parse_ui_address,
+                        help="[HOST:]PORT for --serve (default 127.0.0.1:8765; port 0: any "
+                        "free one, printed)")
     parser.add_argument("--client", help="with --serve: the captured Engine.IO sid to play "
                         "(default: the client that received the most events)")
     parser.epilog = ("Captures written without --show-secrets keep only fingerprints of "
@@ -86,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
         print("sio-sniffer replay: warning: the capture holds only fingerprints of the CONNECT "
               "auth (written without --show-secrets); pass --auth JSON", file=sys.stderr)
     ignore = [k for k in args.ignore.split(",") if k]
-    progress = ProgressBar(len(script.steps))
+    progress = ProgressBar(len(script.steps) * (2 if args.twice else 1))
     result = asyncio.run(replay(script, args.target, speed=speed, auth=auth, ignore=ignore,
-                                path=args.path, settle=args.settle, progress=progress))
+                                strict=args.strict, twice=args.twice, path=args.path,
+                                settle=args.settle, progress=progress))
     progress.close()
     if args.json:
         print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
@@ -97,18 +107,18 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok and not problems else 1
 
 
-async def _serve(script: Script, listen: str, client: str | None, speed: float | None) -> int:
-    host, _, port = listen.rpartition(":")
+async def _serve(script: Script, listen: tuple[str, int], client: str | None,
+                 speed: float | None) -> int:
     try:
         served = ServedCapture(script, client, speed)
     except CaptureError as exc:
         print(f"sio-sniffer replay: {exc}", file=sys.stderr)
         return 2
-    await served.start(host.strip("[]") or "127.0.0.1", int(port))
+    await served.start(*listen)
     print(f"sio-sniffer replay: serving the captured server side on {served.url}",
           file=sys.stderr, flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop_event().wait()  # Ctrl-C or SIGTERM: stop serving, exit 0 as `serve` does
     finally:
         await served.stop()
     return 0

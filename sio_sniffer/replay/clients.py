@@ -11,10 +11,13 @@ from typing import Any
 import aiohttp
 import socketio
 
-from sio_sniffer.replay.diff import DEFAULT_IGNORE, ReplayResult, diff
+from sio_sniffer.replay.diff import ReplayResult, diff
+from sio_sniffer.replay.noise import Place, unstable_places
 from sio_sniffer.replay.script import ClientScript, Observed, Script, Step
 from sio_sniffer.support.progress import ProgressBar
 
+# How long a CONNECT (the first, or a later namespace's) may wait for the server's answer.
+CONNECT_TIMEOUT = 10.0
 HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding",
                          "keep-alive", "upgrade", "te", "trailer", "proxy-connection"})
 
@@ -28,7 +31,10 @@ class _LiveClient:
         self._on_receive = on_receive
         self._seen: Counter[tuple[str, str]] = Counter()
         self.sids: dict[str, str] = {}
+        # Namespaces answered (accepted or refused): what a later join waits for.
+        self._answered: dict[str, asyncio.Event] = {}
         self.client.on("*", self._event, namespace="*")
+        self.client.on("connect", self._connected, namespace="*")
         self.client.on("connect_error", self._connect_error, namespace="*")
 
     def _store(self, obs: Observed) -> None:
@@ -36,22 +42,41 @@ class _LiveClient:
         self._on_receive()
 
     async def _event(self, event: str, namespace: str, *args: Any) -> Any:
-        self._store(Observed("event", namespace, event, list(args)))
+        self._store(Observed("event", namespace, event, list(args), time.time()))
         nth = self._seen[(namespace, event)]
         self._seen[(namespace, event)] += 1
         reply = self.script.replies.get((namespace, event, nth))
         return tuple(reply) if reply is not None else None
 
+    async def _connected(self, namespace: str) -> None:
+        self._answered.setdefault(namespace, asyncio.Event()).set()
+
     async def _connect_error(self, namespace: str, data: Any = None) -> None:
         message = data.get("message") if isinstance(data, dict) else data
-        self._store(Observed("connect_error", namespace, "", [message]))
+        self._store(Observed("connect_error", namespace, "", [message], time.time()))
+        self._answered.setdefault(namespace, asyncio.Event()).set()
 
     async def connect(self, target: str, path: str) -> None:
         await self.client.connect(
-            target, namespaces=list(self.script.namespaces), auth=self.auth,
+            target, namespaces=list(self.script.first_namespaces), auth=self.auth,
             transports=list(self.script.transports), socketio_path=path,
-            headers=dict(self.script.headers), wait_timeout=10)
+            headers=dict(self.script.headers), wait_timeout=CONNECT_TIMEOUT)
         # Taken now: a disconnected client no longer knows its sids.
+        self.sids = self._sid_map()
+
+    async def join(self, nsp: str) -> None:
+        """Connect one more namespace on the same Engine.IO session, as the captured client
+        did after its first connect. python-socketio's client has no call for that (it
+        connects its namespaces at once), so the CONNECT packet is sent on its Engine.IO
+        client, as its own connect does; its packet handling then takes the answer."""
+        answered = self._answered.setdefault(nsp, asyncio.Event())
+        pkt = socketio.packet.Packet(socketio.packet.CONNECT, data=self.auth, namespace=nsp)
+        await self.client.eio.send(pkt.encode())
+        try:
+            await asyncio.wait_for(answered.wait(), CONNECT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise socketio.exceptions.ConnectionError(
+                f"no answer to CONNECT {nsp} within {CONNECT_TIMEOUT:g} s") from None
         self.sids = self._sid_map()
 
     async def emit(self, step: Step) -> None:
@@ -61,7 +86,7 @@ class _LiveClient:
             return
 
         def on_ack(*args: Any) -> None:
-            self._store(Observed("ack", step.nsp, step.name, list(args)))
+            self._store(Observed("ack", step.nsp, step.name, list(args), time.time()))
 
         await self.client.emit(step.name, data, namespace=step.nsp, callback=on_ack)
 
@@ -77,10 +102,49 @@ class _LiveClient:
 
 
 async def replay(script: Script, target: str, *, speed: float | None = 1.0,
-                 auth: Any = None, ignore: Iterable[str] = DEFAULT_IGNORE,
-                 path: str = "/socket.io/", settle: float = 1.0,
+                 auth: Any = None, ignore: Iterable[str] = (), strict: bool = False,
+                 twice: bool = False, path: str = "/socket.io/", settle: float = 1.0,
                  progress: ProgressBar | None = None) -> ReplayResult:
-    """Run the script against ``target``; ``speed=None`` means as fast as possible."""
+    """Run the script against ``target``; ``speed=None`` means as fast as possible.
+
+    ``strict`` compares every value (no noise rules); ``twice`` runs the script twice and takes
+    what differed between the two runs for noise in the comparison of the second with the
+    capture.
+    """
+    unstable: set[Place] = set()
+    if twice:
+        # The first run only shows what the server varies by itself; the second is the one
+        # compared with the capture.
+        first, _, first_errors = await _run(script, target, speed, auth, path, settle,
+                                            progress)
+        live, http_actual, errors = await _run(script, target, speed, auth, path, settle,
+                                               progress)
+        errors = [f"first replay: {e}" for e in first_errors] + errors
+        for cid, lc in live.items():
+            unstable |= unstable_places(first[cid].received, lc.received)
+    else:
+        live, http_actual, errors = await _run(script, target, speed, auth, path, settle,
+                                               progress)
+    ignore_set = frozenset(ignore)
+    sid_map: dict[str, str] = {}
+    for lc in live.values():
+        sid_map.update(lc.sids)
+    compared = {cid: diff(lc.script.expected, lc.received, ignore_set, sid_map, strict=strict,
+                          unstable=frozenset(unstable))
+                for cid, lc in live.items()}
+    actual = {cid: lc.received for cid, lc in live.items()}
+    if script.http_expected or http_actual:
+        compared["http"] = diff(script.http_expected, http_actual, ignore_set, {}, strict=True)
+        actual["http"] = http_actual
+    return ReplayResult({cid: c.differences for cid, c in compared.items()}, actual, errors,
+                        {cid: c.noise for cid, c in compared.items()})
+
+
+async def _run(script: Script, target: str, speed: float | None, auth: Any, path: str,
+               settle: float, progress: ProgressBar | None
+               ) -> tuple[dict[str, _LiveClient], list[Observed], list[str]]:
+    """One run of the script: the live clients (with what they received), the HTTP statuses,
+    the errors."""
     arrived = asyncio.Event()
     live: dict[str, _LiveClient] = {}
     errors: list[str] = []
@@ -110,17 +174,7 @@ async def replay(script: Script, target: str, *, speed: float | None = 1.0,
         for lc in live.values():
             if lc.client.connected:
                 await lc.client.disconnect()
-    ignore_set = frozenset(ignore)
-    sid_map: dict[str, str] = {}
-    for lc in live.values():
-        sid_map.update(lc.sids)
-    differences = {cid: diff(lc.script.expected, lc.received, ignore_set, sid_map)
-                   for cid, lc in live.items()}
-    actual = {cid: lc.received for cid, lc in live.items()}
-    if script.http_expected or http_actual:
-        differences["http"] = diff(script.http_expected, http_actual, ignore_set, {})
-        actual["http"] = http_actual
-    return ReplayResult(differences, actual, errors)
+    return live, http_actual, errors
 
 
 async def _run_step(step: Step, live: dict[str, _LiveClient], http: aiohttp.ClientSession,
@@ -134,11 +188,15 @@ async def _run_step(step: Step, live: dict[str, _LiveClient], http: aiohttp.Clie
                                 headers=headers) as resp:
             await resp.read()
         path = req.target.split("?", 1)[0]
-        http_actual.append(Observed("http", "", f"{req.method} {path}", [resp.status]))
+        http_actual.append(Observed("http", "", f"{req.method} {path}", [resp.status],
+                                time.time()))
         return
     lc = live[str(step.client)]
     if step.kind == "connect":
         await lc.connect(target, sock_path)
+    elif step.kind == "join":
+        if lc.client.connected:
+            await lc.join(step.nsp)
     elif step.kind == "emit":
         if lc.client.connected:
             await lc.emit(step)

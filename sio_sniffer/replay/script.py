@@ -31,13 +31,17 @@ class Observed:
     def key(self) -> tuple[str, str, str]:
         return (self.kind, self.nsp, self.name)
 
+    def place(self) -> str:
+        """Where it came, without its arguments: ``/ pong``, ``/admin ack of stats``."""
+        what = {"event": "", "ack": "ack of ", "connect_error": "connect_error ",
+                "http": "HTTP "}[self.kind]
+        return f"{self.nsp} {what}{self.name}"
+
     def describe(self) -> str:
         args = orjson.dumps(self.args, default=_json_default).decode()
         if len(args) > 300:
             args = args[:300] + "..."
-        what = {"event": "", "ack": "ack of ", "connect_error": "connect_error ",
-                "http": "HTTP "}[self.kind]
-        return f"{self.nsp} {what}{self.name} {args}"
+        return f"{self.place()} {args}"
 
 
 def _json_default(obj: Any) -> Any:
@@ -53,6 +57,9 @@ class ClientScript:
     eio_sid: str
     transports: list[str]
     namespaces: list[str] = field(default_factory=list)
+    # The namespaces the client asked for before the server answered any: its first connect.
+    # Those it joined later are ``join`` steps at their captured time.
+    first_namespaces: list[str] = field(default_factory=list)
     auth: Any = None
     auth_redacted: bool = False
     sio_sids: dict[str, str] = field(default_factory=dict)
@@ -65,10 +72,11 @@ class ClientScript:
 
 @dataclass(frozen=True)
 class Step:
-    """One thing to do at a captured time: connect, emit, disconnect or an HTTP request."""
+    """One thing to do at a captured time: connect, join a namespace later, emit, disconnect or
+    an HTTP request."""
 
     ts: float
-    kind: str  # connect | emit | disconnect | http
+    kind: str  # connect | join | emit | disconnect | http
     client: str | None = None
     nsp: str = "/"
     name: str = ""
@@ -132,6 +140,7 @@ def _script_from_records(
     pending_server_acks: dict[tuple[str, str, int], tuple[str, int]] = {}
     seen_out: dict[str, Counter[tuple[str, str]]] = {}
     connected: set[str] = set()
+    heard_back: set[str] = set()  # clients the server answered a CONNECT of
     for rec in records:
         sid = rec.eio_sid
         if rec.event == model.HTTP_REQUEST:
@@ -165,11 +174,18 @@ def _script_from_records(
             if sid not in connected:
                 connected.add(sid)
                 steps.append(Step(ts=rec.ts, kind="connect", client=sid, nsp=nsp))
+            if sid not in heard_back:
+                if nsp not in client.first_namespaces:
+                    client.first_namespaces.append(nsp)
+            else:
+                steps.append(Step(ts=rec.ts, kind="join", client=sid, nsp=nsp))
         elif rec.event == model.SIO_CONNECT_OK:
+            heard_back.add(sid)
             client.connected_at.setdefault(nsp, rec.ts)
             if rec.sio_sid:
                 client.sio_sids[nsp] = rec.sio_sid
         elif rec.event == model.SIO_CONNECT_ERROR:
+            heard_back.add(sid)
             client.expected.append(Observed("connect_error", nsp, "", [rec.get("message")],
                                             rec.ts))
         elif rec.event == model.SIO_EVENT and rec.dir == "in":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -178,19 +180,27 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-async def capture_session(upstream: str, path: Path, *, show_secrets: bool,
-                          node: bool = True) -> None:
+@contextlib.asynccontextmanager
+async def capturing(upstream: str, path: Path, *, show_secrets: bool = True
+                    ) -> AsyncIterator[Sniffer]:
+    """A sniffer in front of ``upstream`` writing a capture to ``path`` (closed on the way out)."""
     writer = CaptureWriter(path, upstream=upstream, show_secrets=show_secrets)
     sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream),
                       sinks=[writer], tap_sinks=[writer.tap])
     await sniffer.start()
     try:
-        await drive_python_client(sniffer.url)
-        if node:
-            assert (await run_node_client(sniffer.url)) == "done 030201"
+        yield sniffer
     finally:
         await sniffer.stop()
         writer.close()
+
+
+async def capture_session(upstream: str, path: Path, *, show_secrets: bool,
+                          node: bool = True) -> None:
+    async with capturing(upstream, path, show_secrets=show_secrets) as sniffer:
+        await drive_python_client(sniffer.url)
+        if node:
+            assert (await run_node_client(sniffer.url)) == "done 030201"
 
 
 async def capture_lost_hook(path: Path) -> None:

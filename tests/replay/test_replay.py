@@ -33,6 +33,9 @@ def test_capture_holds_both_clients_and_their_traffic(captured: Path) -> None:
     py = by_transport[("polling", "websocket")]
     node = by_transport[("websocket",)]
     assert py.namespaces == ["/", "/admin"] and node.namespaces == ["/"]
+    # Both asked for at once, before the server answered either: one first connect, no join.
+    assert py.first_namespaces == ["/", "/admin"]
+    assert "join" not in [s.kind for s in script.steps]
     assert py.auth == {"token": TOKEN} and node.auth == {"token": TOKEN}
     names = [(o.kind, o.name) for o in py.expected]
     assert ("ack", "echo") in names and ("event", "bin_back") in names
