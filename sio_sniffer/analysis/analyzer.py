@@ -27,6 +27,7 @@ from sio_sniffer.analysis.pairing import Pairing
 from sio_sniffer.analysis.relay import Relay
 from sio_sniffer.analysis.sessions import SessionTable
 from sio_sniffer.model import Record
+from sio_sniffer.model import cluster as C
 from sio_sniffer.model import flags as F
 
 
@@ -85,6 +86,12 @@ class Analyzer:
             model.HTTP: self.ingest.http,
             model.DECODE_ERROR: self._decode_error,
         }
+        cluster = self.relay.cluster
+        if cluster is not None:
+            self.handlers.update({C.CLUSTER_DELIVERED: self.relay.delivered_elsewhere,
+                                  C.CLUSTER_EMIT: cluster.emitted,
+                                  C.CLUSTER_NODE: cluster.presence,
+                                  C.CLUSTER_STATE: cluster.changed})
         self.timer_handlers: dict[str, Callable[[Any, float], None]] = {
             "connect": self.pairing.connect_due,
             "ack": self.pairing.ack_due,
@@ -185,6 +192,7 @@ class Analyzer:
                            for (nsp, name), n in self.broadcasts.unlistened.items()],
             "evicted": {"groups": self.groups.evicted, "pending": self.bounds.evicted},
             "notes": notes,
+            **({"cluster": self.relay.cluster.summary()} if self.relay.cluster else {}),
         }
 
     def _advance(self, now: float) -> None:

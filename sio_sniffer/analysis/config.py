@@ -176,6 +176,9 @@ class AnalysisConfig:
     roles: Sequence[RoleRule] = ()
     profile: Profile | None = None
     strict_client_events: bool = False
+    # With --cluster: this node's name; deliveries on the other nodes then close expectations
+    # opened here, and a loss is explained by node (see analysis/cluster.py).
+    cluster_node: str | None = None
     max_sessions: int = 4096
     max_closed_sessions: int = 1024
     max_expectations: int = 20_000

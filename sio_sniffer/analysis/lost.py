@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sio_sniffer.analysis import payload
+from sio_sniffer.analysis.cluster import ClusterView
 from sio_sniffer.analysis.config import AnalysisConfig, Rule
 from sio_sniffer.analysis.correlate import Expectation
 from sio_sniffer.analysis.sessions import Session, SessionTable
@@ -49,7 +50,8 @@ class LostJudge:
 
     def __init__(self, config: AnalysisConfig, rules: tuple[Rule, ...], sessions: SessionTable,
                  server_nsps: OrderedDict[str, None], recent: deque[Emission],
-                 relayed_to: OrderedDict[tuple[str | None, str | None], str | None]) -> None:
+                 relayed_to: OrderedDict[tuple[str | None, str | None], str | None],
+                 cluster: ClusterView | None = None) -> None:
         self.config = config
         self.profile = config.profile
         self.rules = rules
@@ -58,6 +60,7 @@ class LostJudge:
         self.recent = recent
         # (nsp, name) of a client event kind -> the namespace it last came out on.
         self.relayed_to = relayed_to
+        self.cluster = cluster
         # When unknown_sid last found two servers on the port (set by the ingest part).
         self.two_servers_at = -math.inf
 
@@ -113,6 +116,8 @@ class LostJudge:
         if reconnecting is not None:
             return reconnecting
         if not receivers:
+            if self.cluster is not None:
+                return self.cluster.cause(exp, nsp, ts, fields)
             return self._nobody_on(exp, nsp, others, fields)
         fields["receivers"] = [s.eio_sid for s in receivers[:16]]
         candidates = [e for e in self.recent if exp.ts <= e.ts <= ts]
@@ -124,6 +129,9 @@ class LostJudge:
         not_emitted = self._not_emitted(exp, nsp, receivers, on_nsp, fields)
         if not_emitted is not None:
             return not_emitted
+        if not on_nsp and self.cluster is not None:
+            # Nobody here got anything: whether the node emitted it is the adapter's to say.
+            return self.cluster.cause(exp, nsp, ts, fields)
         if not on_nsp:
             return (F.LOST_NOT_DELIVERED,
                     f"{len(receivers)} client(s) connected on {nsp} ({labels}) received nothing "
