@@ -138,6 +138,7 @@ class ClusterLink:
         # nsp -> Engine.IO sessions connected on it here (for the presence message)
         self._clients: dict[str, set[str]] = {}
         self._presence_due = True
+        self._stopping = False
 
     # -- the record sink: what this node's clients got -------------------------------------
 
@@ -182,6 +183,10 @@ class ClusterLink:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        # A flag as well as the cancel: the Redis client may swallow a cancellation that
+        # lands inside one of its commands, and the loops would go on.
+        self._stopping = True
+        self._wakeup.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -191,7 +196,7 @@ class ClusterLink:
         import redis.asyncio as aioredis
         from redis.exceptions import RedisError
 
-        while True:
+        while not self._stopping:
             client = aioredis.Redis.from_url(
                 self.config.url, socket_connect_timeout=COMMAND_TIMEOUT,
                 socket_timeout=COMMAND_TIMEOUT, retry_on_timeout=False)
@@ -217,7 +222,7 @@ class ClusterLink:
     async def _serve(self, client: Any, pubsub: Any) -> None:
         publisher = asyncio.get_running_loop().create_task(self._publish(client))
         try:
-            while True:
+            while not self._stopping:
                 if publisher.done():
                     publisher.result()  # its error ends this connection too
                 message = await pubsub.get_message(timeout=0.2)
@@ -231,7 +236,7 @@ class ClusterLink:
     async def _publish(self, client: Any) -> None:
         last_presence = -math.inf
         self._presence_due = True  # a (re)joined peer learns at once who is here
-        while True:
+        while not self._stopping:
             now = time.monotonic()
             if self._presence_due or now - last_presence >= PRESENCE_EVERY:
                 self._presence_due = False

@@ -112,3 +112,51 @@ async def test_every_third_event_dropped_by_node_a_is_flagged_by_its_sniffer(whe
     # Three hook POSTs and three chat events, each flagged once.
     assert sorted(str(f.get("path") or f.name) for f in lost) == \
         ["/api/events"] * 3 + ["chat"] * 3
+
+
+async def test_redis_stopped_and_restarted_under_the_cluster_touches_no_traffic() -> None:
+    """Redis goes away under a running cluster: the dashboards keep getting what their own node
+    emits through the sniffers, each sniffer says once that the view is off and once that it is
+    back, and after that the cluster is judged as one again."""
+    said: dict[str, list[str]] = {"A": [], "B": []}
+    async with redis_server() as redis, nodes(redis.url, 0, 0) as (a, b), \
+            judging(a.server.url, generic(DEADLINE), cluster=ClusterConfig(redis.url, "A"),
+                    report=said["A"].append) as (sa, rec_a), \
+            judging(b.server.url, generic(DEADLINE), cluster=ClusterConfig(redis.url, "B"),
+                    report=said["B"].append) as (sb, rec_b):
+        for rec in (rec_a, rec_b):
+            await rec.wait("cluster.state", state="on")
+        here, there = await Dashboard().connect(sa.url), await Dashboard().connect(sb.url)
+        await until(lambda: _all_subscribed(redis, "AB"))
+
+        async def post(http: aiohttp.ClientSession, i: int) -> None:
+            async with http.post(f"{sa.url}/api/events", json={"session_id": f"s-{i}"}) as r:
+                assert r.status == 200
+
+        async with aiohttp.ClientSession() as http:
+            await post(http, 0)
+            await until(lambda: len(there.got) == 1)
+            redis.stop()
+            for rec in (rec_a, rec_b):
+                await rec.wait("cluster.state", state="off")
+            for i in range(1, 4):
+                await post(http, i)
+            # Traffic through the sniffers is untouched: node A's own dashboard gets them all.
+            await until(lambda: len(here.got) == 4)
+            await redis.start()
+            for rec in (rec_a, rec_b):
+                await rec.wait_count("cluster.state", 3)  # on, off, on again
+            await until(lambda: _all_subscribed(redis, "AB"))
+            before = sa.analyzer.relay.matched
+            await post(http, 4)
+            await until(lambda: len(there.got) == 2 and len(here.got) == 5)
+            await until(lambda: sa.analyzer.relay.matched == before + 1)
+        for client in (here, there):
+            await client.client.disconnect()
+    for node in ("A", "B"):
+        off = [m for m in said[node] if "cluster view is off" in m]
+        back = [m for m in said[node] if "cluster view is back" in m]
+        assert len(off) == 1 and len(back) == 1, said[node]
+        assert redis.url in off[0] and "start Redis" in off[0]
+    assert _lost(rec_a) == [] and _lost(rec_b) == []
+    assert [r.get("state") for r in rec_a.of("cluster.state")] == ["on", "off", "on"]
