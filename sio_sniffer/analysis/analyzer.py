@@ -66,7 +66,7 @@ class Analyzer:
         self.groups = self.broadcasts.groups
         self.ingest = Ingest(shared, self.correlator, self.relay, self.liveness)
         self.handlers: dict[str, Callable[[Record], None]] = {
-            model.EIO_OPEN: self.liveness.eio_open,
+            model.EIO_OPEN: self._eio_open,
             model.EIO_UPGRADE: self.liveness.eio_upgrade,
             model.EIO_CLOSE: self.liveness.eio_close,
             model.EIO_PING: self.liveness.eio_ping,
@@ -83,7 +83,7 @@ class Analyzer:
             model.SIO_EVENT: self._sio_event,
             model.SIO_ACK: self.pairing.sio_ack,
             model.HTTP_REQUEST: self.ingest.http_request,
-            model.HTTP: self.ingest.http,
+            model.HTTP: self._http,
             model.DECODE_ERROR: self._decode_error,
         }
         cluster = self.relay.cluster
@@ -213,6 +213,14 @@ class Analyzer:
     def _sio_connect_ok(self, record: Record) -> None:
         self.pairing.sio_connect_ok(record)
         self.ingest.watch_hooks(record)
+
+    def _eio_open(self, record: Record) -> None:
+        self.relay.judge.note_sticky(record.get("sticky"))
+        self.liveness.eio_open(record)
+
+    def _http(self, record: Record) -> None:
+        self.relay.judge.note_sticky(record.get("sticky"))
+        self.ingest.http(record)
 
     def _wake_by(self, due: float) -> None:
         """Something falls due at ``due``: records from then on run the deadlines again."""

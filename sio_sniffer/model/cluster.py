@@ -20,10 +20,34 @@ CLUSTER_STATE = "cluster.state"  # the shared view went off (Redis unreachable) 
 
 KINDS = (CLUSTER_DELIVERED, CLUSTER_EMIT, CLUSTER_NODE, CLUSTER_STATE)
 
+# Cookies load balancers set to pin a client to one node (AWS ALB, NGINX ingress, HAProxy,
+# nginx sticky, Traefik, socket.io's own `cookie` option): seen in traffic, they say the server
+# behind the sniffer is one node of several. Names only are ever read, never the values.
+STICKY_COOKIES = frozenset({"awsalb", "awsalbcors", "awsalbtg", "awsalbtgcors", "ingresscookie",
+                            "serverid", "route", "io", "_traefik_sticky", "gclb"})
+
 # A delivery names at most this many distinct scalars: enough for the anchors of any payload
 # (the analysis needs only the few most distinctive of an ingested event), bounded on the wire.
 MAX_DIGESTS = 256
 DIGEST_BYTES = 6
+
+
+def sticky_cookies(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The sticky-session cookie names in ``Cookie`` and ``Set-Cookie`` headers."""
+    found: dict[str, None] = {}
+    for key, value in headers:
+        key = key.lower()
+        if key == "cookie":
+            names = [part.split("=", 1)[0] for part in value.split(";")]
+        elif key == "set-cookie":
+            names = [value.split("=", 1)[0]]
+        else:
+            continue
+        for name in names:
+            name = name.strip()
+            if name.lower() in STICKY_COOKIES:
+                found[name] = None
+    return tuple(found)
 
 
 def _canonical(value: Any) -> bytes:

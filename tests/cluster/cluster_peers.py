@@ -89,13 +89,15 @@ class Node:
     broadcast through the Redis manager; with ``drop_every``, every n-th of each is skipped
     (the node's handler drops it), counted in ``dropped``."""
 
-    def __init__(self, url: str, drop_every: int = 0) -> None:
+    def __init__(self, url: str, drop_every: int = 0, sticky: str | None = None) -> None:
         self.sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=1, ping_timeout=1,
                                         client_manager=socketio.AsyncRedisManager(url))
         self.app = web.Application()
         self.sio.attach(self.app)
         self.server = PyServer(self.sio, self.app)
         self.drop_every = drop_every
+        # The cookie a load balancer in front of the node would add to its answers.
+        self.sticky = sticky
         self.seen = {"hook": 0, "chat": 0}
         self.dropped: list[Any] = []
         self.app.router.add_post("/api/events", self._ingest)
@@ -117,7 +119,10 @@ class Node:
         body = await request.json()
         if not self._drops("hook", body):
             await self.sio.emit("claude_event", body, room=ROOM)
-        return web.json_response({"ok": True})
+        response = web.json_response({"ok": True})
+        if self.sticky:
+            response.set_cookie(self.sticky, "node-a")
+        return response
 
     async def _chat(self, sid: str, data: Any) -> None:
         if not self._drops("chat", data):
@@ -125,8 +130,8 @@ class Node:
 
 
 @contextlib.asynccontextmanager
-async def nodes(url: str, *drops: int) -> AsyncIterator[list[Node]]:
-    started = [Node(url, d) for d in drops]
+async def nodes(url: str, *drops: int, sticky: str | None = None) -> AsyncIterator[list[Node]]:
+    started = [Node(url, d, sticky) for d in drops]
     for node in started:
         await node.server.start()
     try:
