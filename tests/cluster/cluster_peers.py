@@ -1,5 +1,6 @@
 """The peers of the cluster tests: a real redis-server on its own loopback port, python-socketio
-nodes sharing it through ``AsyncRedisManager``, and a wait for the adapter's subscribers."""
+nodes sharing it through ``AsyncRedisManager`` (the Node ones are ``cluster_server.js``), two
+sniffers with --cluster in front of two nodes, and the one traffic they are all judged on."""
 
 from __future__ import annotations
 
@@ -8,14 +9,20 @@ import contextlib
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
-from sio_sniffer.testing import free_port
+from sio_sniffer.cluster import ClusterConfig
+from sio_sniffer.model import flags as F
+from sio_sniffer.pipeline.sniffer import Sniffer
+from sio_sniffer.testing import Recorder, free_port
 from tests.conftest import PyServer
+from tests.rigs import generic, judging
 
 TIMEOUT = 10.0
 ROOM = "dashboards"  # what the nodes broadcast to: the dashboards join it, the chatter does not
@@ -50,6 +57,15 @@ class RedisServer:
         try:
             counts = await client.pubsub_numsub(channel)
             return int(counts[0][1]) if counts else 0
+        finally:
+            await client.aclose()
+
+    async def listeners(self) -> int:
+        """Clients subscribed to a channel or a pattern: the adapters and the sniffers."""
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            return sum(1 for c in await client.client_list()
+                       if int(c.get("sub", 0)) or int(c.get("psub", 0)))
         finally:
             await client.aclose()
 
@@ -166,3 +182,94 @@ class Dashboard:
         if join:
             assert await self.client.call("join", timeout=5)
         return self
+
+
+EVENTS = 9  # hook POSTs, and as many chat events, per run
+DEADLINE = 1.0
+
+
+@dataclass
+class Run:
+    """What one driven cluster run left: each sniffer's records and the dashboards."""
+
+    rec_a: Recorder
+    rec_b: Recorder
+    dashboards: list[Dashboard]
+
+
+@contextlib.asynccontextmanager
+async def sniffed(redis: RedisServer, upstream_a: str, upstream_b: str) -> AsyncIterator[
+        tuple[tuple[Sniffer, Recorder], tuple[Sniffer, Recorder]]]:
+    """A sniffer with --cluster in front of each node, both views on, each heard by the other."""
+    async with judging(upstream_a, generic(DEADLINE),
+                       cluster=ClusterConfig(redis.url, "A")) as sniffer_a, \
+            judging(upstream_b, generic(DEADLINE),
+                    cluster=ClusterConfig(redis.url, "B")) as sniffer_b:
+        for _, rec in (sniffer_a, sniffer_b):
+            await rec.wait("cluster.state", state="on")
+        # Each has heard the other: a loss names who was where.
+        for (sniffer, _), peer in ((sniffer_a, "B"), (sniffer_b, "A")):
+            heard = sniffer.analyzer.relay.cluster.nodes
+            await until(lambda n=heard, p=peer: p in n)
+        yield sniffer_a, sniffer_b
+
+
+async def drive(redis: RedisServer, upstreams: tuple[str, str], where: str, dropped: int,
+                listeners: int) -> Run:
+    """Hooks and a chatting client on node A, dashboards ``where`` ("B": both on node B,
+    "AB": one on each, "A": both on node A); ``dropped`` of each kind are expected to be
+    skipped by node A, and ``listeners`` Redis subscribers (adapters and sniffers) to be there
+    before anything is sent. Returns once node A's sniffer has judged every event."""
+    async with sniffed(redis, *upstreams) as ((sa, rec_a), (sb, rec_b)):
+        urls = {"A": sa.url, "B": sb.url}
+        dashboards = [await Dashboard().connect(urls[n]) for n in (where * 2)[:2]]
+        chatter = await Dashboard().connect(sa.url, join=False)
+        await until(lambda: _at_least(redis.listeners(), listeners))
+        async with aiohttp.ClientSession() as http:
+            for i in range(EVENTS):
+                async with http.post(f"{sa.url}/api/events",
+                                     json={"hook": "pre_tool", "session_id": f"sess-{i}"}) as r:
+                    assert r.status == 200
+                await chatter.client.emit("chat", {"text": f"message number {i}"})
+        await until(lambda: all(len(d.got) >= 2 * (EVENTS - dropped) for d in dashboards))
+        analyzer = sa.analyzer
+        # Judged: matched, or past the deadline (each drop a flag).
+        await until(lambda: analyzer.correlator.waiting() == 0 and
+                    analyzer.relay.matched + analyzer.flag.counts.get(F.LOST, 0) >= 2 * EVENTS)
+        for client in (*dashboards, chatter):
+            await client.client.disconnect()
+    return Run(rec_a, rec_b, dashboards)
+
+
+async def _at_least(count: Any, n: int) -> bool:
+    return bool(await count >= n)
+
+
+def check_healthy(run: Run, where: str) -> None:
+    """Every event reached every dashboard, nothing is lost, and node A's sniffer closed them
+    through node B's exactly when no dashboard was on A."""
+    assert all(len(d.got) == 2 * EVENTS for d in run.dashboards)
+    assert run.rec_a.flags(F.LOST) == [] and run.rec_b.flags(F.LOST) == []
+    summary = run.rec_a.of("summary")[-1]
+    assert summary.get("expectations")["matched"] == 2 * EVENTS
+    view = summary.get("cluster")
+    assert view["delivered_elsewhere"] == ({"B": 2 * EVENTS} if where == "B" else {})
+    assert view["nodes"].get("B") is not None and view["adapter_emits"] >= 2 * EVENTS
+
+
+def check_drops(run: Run, where: str) -> None:
+    """Each of the three hook POSTs and three chats node A skipped is flagged once, by node A's
+    sniffer, with the cause the dashboards' place allows."""
+    assert run.rec_b.flags(F.LOST) == []
+    lost = run.rec_a.flags(F.LOST)
+    assert sorted(str(f.get("path") or f.name) for f in lost) == ["/api/events"] * 3 + \
+        ["chat"] * 3
+    if where == "B":
+        # Nobody on A could have received them: the cluster view says which node failed.
+        assert {f.get("code") for f in lost} == {F.LOST_NODE_NOT_EMITTED}
+        for flag in lost:
+            assert "node A never emitted it" in flag.get("cause")
+            assert "node B had 2 client(s) on /" in flag.get("cause")
+    else:
+        # A dashboard here got the others: this node's server skipped these.
+        assert {f.get("code") for f in lost} == {F.LOST_NOT_EMITTED}
