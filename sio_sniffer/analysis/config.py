@@ -179,6 +179,10 @@ class AnalysisConfig:
     # With --cluster: this node's name; deliveries on the other nodes then close expectations
     # opened here, and a loss is explained by node (see analysis/cluster.py).
     cluster_node: str | None = None
+    # Stamps of several captures (report a.jsonl b.jsonl) are only as close as the hosts' clocks
+    # after the offsets are corrected: a delivery stamped up to this long before its ingest
+    # still answers it. 0 live, where one clock stamps everything.
+    causality_tolerance: float = 0.0
     max_sessions: int = 4096
     max_closed_sessions: int = 1024
     max_expectations: int = 20_000

@@ -13,6 +13,7 @@ import math
 from collections import Counter, OrderedDict, deque
 from typing import Any
 
+from sio_sniffer import model
 from sio_sniffer.analysis import payload
 from sio_sniffer.analysis.bookkeeping import (
     Latencies,
@@ -21,6 +22,7 @@ from sio_sniffer.analysis.bookkeeping import (
     bound_counter,
 )
 from sio_sniffer.analysis.cluster import ClusterView, Fact
+from sio_sniffer.analysis.config import Rule
 from sio_sniffer.analysis.correlate import Correlator, Expectation, rule_key
 from sio_sniffer.analysis.lost import Emission, LostJudge
 from sio_sniffer.model import Record
@@ -112,9 +114,28 @@ class Relay(Part):
             if _is_probe(body):
                 exp.extra["probe"] = True
         self.correlator.add(exp)
+        if self.config.causality_tolerance > 0 and self._came_out_before(exp, rule):
+            return
         if self.cluster is not None:
             self.cluster.watch(exp)
         self.wake_by(exp.deadline)
+
+    def _came_out_before(self, exp: Expectation, rule: Rule | None) -> bool:
+        """Within the causality tolerance, an emission stamped just before ``exp`` came in
+        (another capture's clock) that carries it closes it."""
+        earliest = exp.ts - self.config.causality_tolerance
+        for emission in reversed(self.recent):
+            if emission.ts < earliest:
+                break
+            if (emission.matched or emission.recipient == exp.eio_sid or not exp.structural
+                    or (rule is not None and not rule.accepts_out(emission.nsp, emission.name))
+                    or not payload.contains(emission.args, exp.target)):
+                continue
+            emission.matched = True
+            self._matched(exp, Record(model.SIO_EVENT, emission.ts, nsp=emission.nsp,
+                                      name=emission.name, args=emission.args, dir="out"))
+            return True
+        return False
 
     def emitted(self, record: Record, recipient: str | None) -> tuple[list[int], bool]:
         """An outgoing event first delivered to ``recipient``: closes the expectation it
