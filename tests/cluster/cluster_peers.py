@@ -224,7 +224,7 @@ async def drive(redis: RedisServer, upstreams: tuple[str, str], where: str, drop
         urls = {"A": sa.url, "B": sb.url}
         dashboards = [await Dashboard().connect(urls[n]) for n in (where * 2)[:2]]
         chatter = await Dashboard().connect(sa.url, join=False)
-        await until(lambda: _at_least(redis.listeners(), listeners))
+        await until(lambda: at_least(redis.listeners(), listeners))
         async with aiohttp.ClientSession() as http:
             for i in range(EVENTS):
                 async with http.post(f"{sa.url}/api/events",
@@ -241,7 +241,8 @@ async def drive(redis: RedisServer, upstreams: tuple[str, str], where: str, drop
     return Run(rec_a, rec_b, dashboards)
 
 
-async def _at_least(count: Any, n: int) -> bool:
+async def at_least(count: Any, n: int) -> bool:
+    """Whether the awaited ``count`` is ``n`` or more (for :func:`until`)."""
     return bool(await count >= n)
 
 

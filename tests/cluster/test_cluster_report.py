@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.cluster.cluster_peers import Dashboard, nodes, redis_server, until
+from tests.cluster.cluster_peers import Dashboard, at_least, nodes, redis_server, until
 from tests.rigs import generic, judging
 
 EVENTS = 6
@@ -34,7 +34,7 @@ def _captured(folder: Path, dashboards: str) -> tuple[Path, Path]:
             urls = {"A": sa.url, "B": sb.url}
             on = [await Dashboard().connect(urls[n]) for n in dashboards]
             chatter = await Dashboard().connect(sb.url, join=False)
-            await until(lambda: _at_least(redis.listeners(), 2))
+            await until(lambda: at_least(redis.listeners(), 2))
             async with aiohttp.ClientSession() as http:
                 for i in range(EVENTS):
                     async with http.post(f"{sa.url}/api/events",
@@ -60,9 +60,6 @@ def one_way(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The only dashboard on A: B's chats are delivered on A alone."""
     return _captured(tmp_path_factory.mktemp("one-way"), "A")
 
-
-async def _at_least(count: Any, n: int) -> bool:
-    return bool(await count >= n)
 
 
 def _skewed(source: Path, target: Path, skew: float) -> Path:
