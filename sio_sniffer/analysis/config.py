@@ -148,6 +148,11 @@ class Profile:
     rules: tuple[Rule, ...] = ()
     roles: tuple[RoleRule, ...] = ()
     source: str = ""
+    # [cluster]: what --cluster, --cluster-node and --cluster-channel say, for every node of the
+    # app's deployment in one file.
+    cluster_url: str | None = None
+    cluster_node: str | None = None
+    cluster_channels: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -434,6 +439,7 @@ _PROFILE_TABLES: dict[str, set[str]] = {
     "ingest": {"paths", "max_body", "slow_ms"},
     "dashboard": {"nsp", "listens", "ignores", "required_fields"},
     "broadcast": {"rooms"},
+    "cluster": {"redis", "node", "channels"},
 }
 
 
@@ -507,4 +513,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
         rules=_parse_rules(source, data.get("rule", [])),
         roles=_parse_roles(source, data.get("role", [])),
         source=str(candidate),
+        cluster_url=typed("cluster", "redis", str, "a URL like 'redis://127.0.0.1:6379/0'"),
+        cluster_node=typed("cluster", "node", str, "this node's name"),
+        cluster_channels=tuple(typed("cluster", "channels", list,
+                                     "a list of adapter channels") or ()),
     )

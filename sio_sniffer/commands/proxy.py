@@ -8,7 +8,7 @@ import dataclasses
 import socket
 import ssl
 
-from sio_sniffer.analysis import ConfigError
+from sio_sniffer.analysis import ConfigError, Profile
 from sio_sniffer.cluster import ClusterConfig, ClusterError
 from sio_sniffer.cluster.link import DEFAULT_ADAPTER_CHANNELS
 from sio_sniffer.commands import options
@@ -109,7 +109,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if upstream is None:
         upstream = f"http://127.0.0.1:{profile.upstream_port}" \
             if profile and profile.upstream_port else DEFAULT_UPSTREAM
-    cluster = _cluster(args, listen)
+    cluster = _cluster(args, listen, profile)
     if cluster is not None:
         analysis = dataclasses.replace(analysis, cluster_node=cluster.node)
     ssl_listen = None
@@ -130,17 +130,21 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                      loop=args.loop, single_process=args.single_process)
 
 
-def _cluster(args: argparse.Namespace, listen: list[tuple[str, int]]) -> ClusterConfig | None:
-    url = args.cluster
+def _cluster(args: argparse.Namespace, listen: list[tuple[str, int]],
+             profile: Profile | None) -> ClusterConfig | None:
+    """--cluster and its options, each falling back on the profile's [cluster] table."""
+    url = args.cluster or (profile.cluster_url if profile else None)
     if url is None:
         if args.cluster_node or args.cluster_channel:
             raise ArgumentsError("--cluster-node and --cluster-channel need "
                                  "--cluster redis://HOST:PORT[/DB]")
         return None
-    node = args.cluster_node or f"{socket.gethostname()}:{listen[0][1]}"
+    node = (args.cluster_node or (profile.cluster_node if profile else None)
+            or f"{socket.gethostname()}:{listen[0][1]}")
+    channels = tuple(args.cluster_channel or ()) or (profile.cluster_channels if profile
+                                                      else ()) or DEFAULT_ADAPTER_CHANNELS
     try:
-        return ClusterConfig(url=url, node=node, adapter_channels=tuple(
-            args.cluster_channel or DEFAULT_ADAPTER_CHANNELS))
+        return ClusterConfig(url=url, node=node, adapter_channels=channels)
     except ClusterError as exc:
         raise ArgumentsError(str(exc)) from exc
 

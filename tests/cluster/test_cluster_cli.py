@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 import socketio
 
 from sio_sniffer.testing import free_port
@@ -27,7 +29,10 @@ async def test_a_bad_cluster_url_is_one_sentence_and_exit_2() -> None:
         "redis://HOST:PORT[/DB] (such as redis://127.0.0.1:6379/0), not 'localhost:6379'"]
 
 
-async def test_no_redis_yet_relays_as_ever_and_says_so_once(py_server_factory: Any) -> None:
+@pytest.mark.parametrize("given", ["flags", "profile"])
+async def test_no_redis_yet_relays_as_ever_and_says_so_once(
+        py_server_factory: Any, tmp_path: Path, given: str) -> None:
+    """Named on the command line or in the profile's [cluster] table alike."""
     server = await py_server_factory()
 
     @server.sio.on("ping_me")
@@ -36,10 +41,17 @@ async def test_no_redis_yet_relays_as_ever_and_says_so_once(py_server_factory: A
 
     redis = RedisServer()  # its port, not started yet
     port = free_port()
+    if given == "flags":
+        cluster = ["--cluster", redis.url, "--cluster-node", "A"]
+    else:
+        profile = tmp_path / "app.toml"
+        profile.write_text(f'name = "app"\n[cluster]\nredis = "{redis.url}"\nnode = "A"\n'
+                           f'channels = ["socketio"]\n')
+        cluster = ["--profile", str(profile)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sio_sniffer", "proxy", "--listen", f"127.0.0.1:{port}",
-        "--upstream", server.url, "--cluster", redis.url, "--cluster-node", "A",
-        "--log", "/dev/null", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        "--upstream", server.url, *cluster, "--log", "/dev/null",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     stderr = proc.stderr
     assert stderr is not None
     said: list[str] = []
@@ -55,6 +67,7 @@ async def test_no_redis_yet_relays_as_ever_and_says_so_once(py_server_factory: A
         await line_with("listening on")
         off = await line_with("cluster view is off")
         assert redis.url in off and "traffic is unaffected" in off and "start Redis" in off
+        assert "node A judges alone" in off
         got: asyncio.Queue[Any] = asyncio.Queue()
         client = socketio.AsyncClient(reconnection=False)
         client.on("pong_you", got.put)
