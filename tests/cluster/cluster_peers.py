@@ -26,6 +26,7 @@ from tests.rigs import generic, judging
 
 TIMEOUT = 10.0
 ROOM = "dashboards"  # what the nodes broadcast to: the dashboards join it, the chatter does not
+NOBODY = "nobody"  # a room no client joins
 
 
 class RedisServer:
@@ -105,13 +106,16 @@ class Node:
     broadcast through the Redis manager; with ``drop_every``, every n-th of each is skipped
     (the node's handler drops it), counted in ``dropped``."""
 
-    def __init__(self, url: str, drop_every: int = 0, sticky: str | None = None) -> None:
+    def __init__(self, url: str, drop_every: int = 0, sticky: str | None = None,
+                 misroute: bool = False) -> None:
         self.sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=1, ping_timeout=1,
                                         client_manager=socketio.AsyncRedisManager(url))
         self.app = web.Application()
         self.sio.attach(self.app)
         self.server = PyServer(self.sio, self.app)
         self.drop_every = drop_every
+        # misroute: a dropped event is emitted to a room nobody joined instead of skipped.
+        self.misroute = misroute
         # The cookie a load balancer in front of the node would add to its answers.
         self.sticky = sticky
         self.seen = {"hook": 0, "chat": 0}
@@ -124,30 +128,35 @@ class Node:
         await self.sio.enter_room(sid, ROOM)
         return True
 
-    def _drops(self, kind: str, body: Any) -> bool:
+    def _room(self, kind: str, body: Any) -> str | None:
+        """Where this event goes: the dashboards' room, or (dropped) nowhere or a room nobody
+        joined."""
         self.seen[kind] += 1
         if self.drop_every and self.seen[kind] % self.drop_every == 0:
             self.dropped.append(body)
-            return True
-        return False
+            return NOBODY if self.misroute else None
+        return ROOM
 
     async def _ingest(self, request: web.Request) -> web.Response:
         body = await request.json()
-        if not self._drops("hook", body):
-            await self.sio.emit("claude_event", body, room=ROOM)
+        room = self._room("hook", body)
+        if room is not None:
+            await self.sio.emit("claude_event", body, room=room)
         response = web.json_response({"ok": True})
         if self.sticky:
             response.set_cookie(self.sticky, "node-a")
         return response
 
     async def _chat(self, sid: str, data: Any) -> None:
-        if not self._drops("chat", data):
-            await self.sio.emit("chat", data, room=ROOM, skip_sid=sid)
+        room = self._room("chat", data)
+        if room is not None:
+            await self.sio.emit("chat", data, room=room, skip_sid=sid)
 
 
 @contextlib.asynccontextmanager
-async def nodes(url: str, *drops: int, sticky: str | None = None) -> AsyncIterator[list[Node]]:
-    started = [Node(url, d, sticky) for d in drops]
+async def nodes(url: str, *drops: int, sticky: str | None = None,
+                misroute: bool = False) -> AsyncIterator[list[Node]]:
+    started = [Node(url, d, sticky, misroute) for d in drops]
     for node in started:
         await node.server.start()
     try:

@@ -26,8 +26,8 @@ from tests.cluster.cluster_peers import (
 from tests.rigs import generic, judging
 
 
-async def _run(where: str, drop_a: int = 0) -> Run:
-    async with redis_server() as redis, nodes(redis.url, drop_a, 0) as (a, b):
+async def _run(where: str, drop_a: int = 0, misroute: bool = False) -> Run:
+    async with redis_server() as redis, nodes(redis.url, drop_a, 0, misroute=misroute) as (a, b):
         # python-socketio subscribes once a client connects: node A's manager always (the
         # chatter is there), node B's when a dashboard is; and the two sniffers.
         listeners = 2 + 1 + ("B" in where)
@@ -43,6 +43,22 @@ async def test_a_healthy_cluster_loses_nothing_wherever_the_dashboards_are(where
 @pytest.mark.parametrize("where", ["B", "AB"])
 async def test_every_third_event_dropped_by_node_a_is_flagged_by_its_sniffer(where: str) -> None:
     check_drops(await _run(where, drop_a=3), where)
+
+
+async def test_every_third_event_node_a_emits_to_nobody_is_flagged_as_emitted_not_delivered(
+        ) -> None:
+    """Node A emits every third event to a room nobody joined: the adapter carries it, so the
+    cause is that node A emitted it and no client of the cluster received it."""
+    run = await _run("B", drop_a=3, misroute=True)
+    assert run.rec_b.flags(F.LOST) == []
+    lost = run.rec_a.flags(F.LOST)
+    assert len(lost) == 6
+    assert {f.get("code") for f in lost} == {F.LOST_CLUSTER_NOT_DELIVERED}
+    for flag in lost:
+        assert "node A emitted it" in flag.get("cause")
+        assert "to room 'nobody'" in flag.get("cause")
+        assert "no client on any node received it (node B had 2 client(s) on /)" in \
+            flag.get("cause")
 
 
 async def test_redis_stopped_and_restarted_under_the_cluster_touches_no_traffic() -> None:
