@@ -112,3 +112,26 @@ async def test_redis_stopped_and_restarted_under_the_cluster_touches_no_traffic(
 async def _listening(redis: RedisServer) -> bool:
     """Both nodes' managers (a dashboard on each) and both sniffers are subscribed."""
     return await redis.listeners() >= 4
+
+
+async def test_a_loss_while_the_view_is_off_says_so() -> None:
+    """Redis down, the dashboards all on node B: node A cannot pass its events on, and its
+    sniffer says the view was off rather than that node A never emitted them."""
+    async with redis_server() as redis, nodes(redis.url, 0, 0) as (a, b), \
+            judging(a.server.url, generic(DEADLINE),
+                    cluster=ClusterConfig(redis.url, "A")) as (sa, rec_a), \
+            judging(b.server.url, generic(DEADLINE),
+                    cluster=ClusterConfig(redis.url, "B")) as (sb, _):
+        await rec_a.wait("cluster.state", state="on")
+        there = await Dashboard().connect(sb.url)
+        redis.stop()
+        await rec_a.wait("cluster.state", state="off")
+        async with aiohttp.ClientSession() as http:
+            for i in range(2):
+                async with http.post(f"{sa.url}/api/events", json={"session_id": f"s-{i}"}) as r:
+                    assert r.status == 200
+        lost = await rec_a.wait_count("flag", 2)
+        await there.client.disconnect()
+    assert there.got == []
+    assert [f.get("code") for f in lost] == [F.LOST_CLUSTER_OFF] * 2
+    assert all("the cluster view was off (Redis unreachable)" in f.get("cause") for f in lost)
