@@ -42,7 +42,6 @@ class Fact:
     name: str | None
     digests: frozenset[str]
     node: str  # the peer sniffer's node; for an emit the adapter's host id
-    clients: int = 0
     room: Any = None
 
 
@@ -58,6 +57,7 @@ class ClusterView:
         # Open expectations under the digest of one of their anchors (a covering fact carries
         # them all): a delivery finds its candidates without walking every open expectation.
         self.by_digest: dict[str, dict[int, None]] = {}
+        # Expectations of this node closed by another node's deliveries, by node.
         self.delivered_elsewhere: Counter[str] = Counter()
         self.adapter_emits = 0
         self.state: str | None = None
@@ -89,8 +89,7 @@ class ClusterView:
     def delivered(self, record: Record) -> list[tuple[Expectation, Fact]]:
         """A peer delivered an event: the open expectations it closes, with it."""
         fact = Fact(record.ts, record.nsp, record.name,
-                    frozenset(record.get("digests") or ()), str(record.get("node")),
-                    clients=int(record.get("clients") or 1))
+                    frozenset(record.get("digests") or ()), str(record.get("node")))
         self.deliveries.append(fact)
         closed = []
         for d in fact.digests:

@@ -18,8 +18,6 @@ CLUSTER_EMIT = "cluster.emit"  # a node published an emit on the adapter's chann
 CLUSTER_NODE = "cluster.node"  # a peer sniffer's presence: its node name and clients per nsp
 CLUSTER_STATE = "cluster.state"  # the shared view went off (Redis unreachable) or came back
 
-KINDS = (CLUSTER_DELIVERED, CLUSTER_EMIT, CLUSTER_NODE, CLUSTER_STATE)
-
 # Cookies load balancers set to pin a client to one node (AWS ALB, NGINX ingress, HAProxy,
 # nginx sticky, Traefik, socket.io's own `cookie` option): seen in traffic, they say the server
 # behind the sniffer is one node of several. Names only are ever read, never the values.
