@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from sio_sniffer.analysis import AnalysisConfig
+from sio_sniffer.capture import CaptureWriter
+from sio_sniffer.cluster import ClusterConfig
+from sio_sniffer.model import Record
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from sio_sniffer.testing import Recorder
 from tests.paths import NODE_MODULES
@@ -25,17 +29,31 @@ def generic(deadline: float = 1.0) -> AnalysisConfig:
 
 @contextlib.asynccontextmanager
 async def judging(upstream: str, analysis: AnalysisConfig | None = None, *,
-                  path: str = "/socket.io/") -> AsyncIterator[tuple[Sniffer, Recorder]]:
+                  path: str = "/socket.io/", cluster: ClusterConfig | None = None,
+                  report: Callable[[str], None] | None = None, capture: str | None = None,
+                  sinks: Sequence[Callable[[Record], None]] = (),
+                  ) -> AsyncIterator[tuple[Sniffer, Recorder]]:
     """A sniffer in front of ``upstream`` (judging as ``analysis`` says, generic mode by
-    default) and the records it made; stopped, with its summary written, on the way out."""
+    default; with ``cluster``, a node of that cluster) and the records it made; stopped, with
+    its summary written, on the way out. ``report`` hears what it would print; ``capture``
+    names a capture file it writes; ``sinks`` hear its records too."""
     rec = Recorder()
+    writer = CaptureWriter(capture, upstream=upstream) if capture is not None else None
+    analysis = analysis or generic()
+    if cluster is not None:
+        analysis = dataclasses.replace(analysis, cluster_node=cluster.node)
     sniffer = Sniffer(ProxyConfig(listen=[("127.0.0.1", 0)], upstream=upstream, path=path,
-                                  analysis=analysis or generic()), sinks=[rec])
+                                  analysis=analysis, cluster=cluster),
+                      sinks=[rec, *sinks] if writer is None else [rec, *sinks, writer],
+                      tap_sinks=[] if writer is None else [writer.tap],
+                      **({"report": report} if report is not None else {}))
     await sniffer.start()
     try:
         yield sniffer, rec
     finally:
         await sniffer.stop()
+        if writer is not None:
+            writer.close()
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sio_sniffer"
 # of their own name; "support" (loops, progress, shutdown) imports nothing of ours.
 TOOLS = {
     "model", "codec", "transport", "analysis", "pipeline", "capture", "sinks", "web", "testing",
-    "support",
+    "support", "cluster",
 }
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "sinks": {"model"},
     "capture": {"model", "codec"},
     "web": {"model", "support"},
-    "pipeline": {"model", "codec", "analysis", "sinks", "transport"},
+    "cluster": {"model"},
+    "pipeline": {"model", "codec", "analysis", "sinks", "transport", "cluster"},
     "testing": {"model", "support"},
     "replay": TOOLS,
     "report": TOOLS,

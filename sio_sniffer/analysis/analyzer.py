@@ -27,6 +27,7 @@ from sio_sniffer.analysis.pairing import Pairing
 from sio_sniffer.analysis.relay import Relay
 from sio_sniffer.analysis.sessions import SessionTable
 from sio_sniffer.model import Record
+from sio_sniffer.model import cluster as C
 from sio_sniffer.model import flags as F
 
 
@@ -65,7 +66,7 @@ class Analyzer:
         self.groups = self.broadcasts.groups
         self.ingest = Ingest(shared, self.correlator, self.relay, self.liveness)
         self.handlers: dict[str, Callable[[Record], None]] = {
-            model.EIO_OPEN: self.liveness.eio_open,
+            model.EIO_OPEN: self._eio_open,
             model.EIO_UPGRADE: self.liveness.eio_upgrade,
             model.EIO_CLOSE: self.liveness.eio_close,
             model.EIO_PING: self.liveness.eio_ping,
@@ -82,9 +83,15 @@ class Analyzer:
             model.SIO_EVENT: self._sio_event,
             model.SIO_ACK: self.pairing.sio_ack,
             model.HTTP_REQUEST: self.ingest.http_request,
-            model.HTTP: self.ingest.http,
+            model.HTTP: self._http,
             model.DECODE_ERROR: self._decode_error,
         }
+        cluster = self.relay.cluster
+        if cluster is not None:
+            self.handlers.update({C.CLUSTER_DELIVERED: self.relay.delivered_elsewhere,
+                                  C.CLUSTER_EMIT: cluster.emitted,
+                                  C.CLUSTER_NODE: cluster.presence,
+                                  C.CLUSTER_STATE: cluster.changed})
         self.timer_handlers: dict[str, Callable[[Any, float], None]] = {
             "connect": self.pairing.connect_due,
             "ack": self.pairing.ack_due,
@@ -185,6 +192,7 @@ class Analyzer:
                            for (nsp, name), n in self.broadcasts.unlistened.items()],
             "evicted": {"groups": self.groups.evicted, "pending": self.bounds.evicted},
             "notes": notes,
+            **({"cluster": self.relay.cluster.summary()} if self.relay.cluster else {}),
         }
 
     def _advance(self, now: float) -> None:
@@ -205,6 +213,14 @@ class Analyzer:
     def _sio_connect_ok(self, record: Record) -> None:
         self.pairing.sio_connect_ok(record)
         self.ingest.watch_hooks(record)
+
+    def _eio_open(self, record: Record) -> None:
+        self.relay.judge.note_sticky(record.get("sticky"))
+        self.liveness.eio_open(record)
+
+    def _http(self, record: Record) -> None:
+        self.relay.judge.note_sticky(record.get("sticky"))
+        self.ingest.http(record)
 
     def _wake_by(self, due: float) -> None:
         """Something falls due at ``due``: records from then on run the deadlines again."""

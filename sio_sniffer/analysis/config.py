@@ -148,6 +148,11 @@ class Profile:
     rules: tuple[Rule, ...] = ()
     roles: tuple[RoleRule, ...] = ()
     source: str = ""
+    # [cluster]: what --cluster, --cluster-node and --cluster-channel say, for every node of the
+    # app's deployment in one file.
+    cluster_url: str | None = None
+    cluster_node: str | None = None
+    cluster_channels: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -176,6 +181,13 @@ class AnalysisConfig:
     roles: Sequence[RoleRule] = ()
     profile: Profile | None = None
     strict_client_events: bool = False
+    # With --cluster: this node's name; deliveries on the other nodes then close expectations
+    # opened here, and a loss is explained by node (see analysis/cluster.py).
+    cluster_node: str | None = None
+    # Stamps of several captures (report a.jsonl b.jsonl) are only as close as the hosts' clocks
+    # after the offsets are corrected: a delivery stamped up to this long before its ingest
+    # still answers it. 0 live, where one clock stamps everything.
+    causality_tolerance: float = 0.0
     max_sessions: int = 4096
     max_closed_sessions: int = 1024
     max_expectations: int = 20_000
@@ -427,6 +439,7 @@ _PROFILE_TABLES: dict[str, set[str]] = {
     "ingest": {"paths", "max_body", "slow_ms"},
     "dashboard": {"nsp", "listens", "ignores", "required_fields"},
     "broadcast": {"rooms"},
+    "cluster": {"redis", "node", "channels"},
 }
 
 
@@ -500,4 +513,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
         rules=_parse_rules(source, data.get("rule", [])),
         roles=_parse_roles(source, data.get("role", [])),
         source=str(candidate),
+        cluster_url=typed("cluster", "redis", str, "a URL like 'redis://127.0.0.1:6379/0'"),
+        cluster_node=typed("cluster", "node", str, "this node's name"),
+        cluster_channels=tuple(typed("cluster", "channels", list,
+                                     "a list of adapter channels") or ()),
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sio_sniffer.analysis import payload
+from sio_sniffer.analysis.cluster import ClusterView
 from sio_sniffer.analysis.config import AnalysisConfig, Rule
 from sio_sniffer.analysis.correlate import Expectation
 from sio_sniffer.analysis.sessions import Session, SessionTable
@@ -52,7 +53,8 @@ class LostJudge:
 
     def __init__(self, config: AnalysisConfig, rules: tuple[Rule, ...], sessions: SessionTable,
                  server_nsps: OrderedDict[str, None], recent: deque[Emission],
-                 relayed_to: OrderedDict[tuple[str | None, str | None], str | None]) -> None:
+                 relayed_to: OrderedDict[tuple[str | None, str | None], str | None],
+                 cluster: ClusterView | None = None) -> None:
         self.config = config
         self.profile = config.profile
         self.rules = rules
@@ -61,8 +63,17 @@ class LostJudge:
         self.recent = recent
         # (nsp, name) of a client event kind -> the namespace it last came out on.
         self.relayed_to = relayed_to
+        self.cluster = cluster
+        # Sticky-session cookie names seen in the traffic: the server is one node of several.
+        self.sticky: OrderedDict[str, None] = OrderedDict()
         # When unknown_sid last found two servers on the port (set by the ingest part).
         self.two_servers_at = -math.inf
+
+    def note_sticky(self, names: Any) -> None:
+        for name in names or ():
+            self.sticky[str(name)] = None
+            while len(self.sticky) > 8:
+                self.sticky.popitem(last=False)
 
     def expected_nsp(self, exp: Expectation) -> str:
         """The namespace ``exp`` should have come out on."""
@@ -117,7 +128,12 @@ class LostJudge:
         if reconnecting is not None:
             return reconnecting
         if not receivers:
-            return self._nobody_on(exp, nsp, others, fields)
+            if self.cluster is not None:
+                return self.cluster.cause(exp, nsp, ts, fields)
+            code, cause, hint = self._nobody_on(exp, nsp, others, fields)
+            if code == F.LOST_NO_RECEIVERS and self.sticky:
+                return self._other_node(exp, cause)
+            return code, cause, hint
         fields["receivers"] = [s.eio_sid for s in receivers[:16]]
         candidates = [e for e in self.recent if exp.ts <= e.ts <= ts]
         changed = self._changed(exp, nsp, candidates, fields)
@@ -128,6 +144,9 @@ class LostJudge:
         not_emitted = self._not_emitted(exp, nsp, receivers, on_nsp, fields)
         if not_emitted is not None:
             return not_emitted
+        if not on_nsp and self.cluster is not None:
+            # Nobody here got anything: whether the node emitted it is the adapter's to say.
+            return self.cluster.cause(exp, nsp, ts, fields)
         if not on_nsp:
             return (F.LOST_NOT_DELIVERED,
                     f"{len(receivers)} client(s) connected on {nsp} ({labels}) received nothing "
@@ -207,6 +226,19 @@ class LostJudge:
         return (F.LOST_NO_RECEIVERS, f"no client was connected{extra}",
                 "no dashboard was listening: open it (pointed at this proxy's port) before "
                 "the events are sent; the server does not keep events for later")
+
+    def _other_node(self, exp: Expectation, nobody: str) -> tuple[str, str, str]:
+        """Nobody here to receive it, behind a load balancer that pins clients to nodes."""
+        cookies = ", ".join(self.sticky)
+        answered = (f"; the server answered the POST with {exp.status}"
+                    if exp.source == "http" and exp.status is not None else "")
+        return (F.LOST_OTHER_NODE,
+                f"{nobody} here, but this server is one node of a cluster (the traffic carries "
+                f"the sticky-session cookie {cookies}){answered}: its receivers may be "
+                f"connected to another node",
+                "put a sniffer in front of every node with --cluster redis://HOST:PORT (the "
+                "Redis the app's adapter uses): they then judge the cluster as one and say "
+                "which node dropped an event")
 
     def never_relayed(self, exp: Expectation, ts: float, others: list[Session],
                       fields: dict[str, Any]) -> tuple[str, str, str, str] | None:

@@ -13,6 +13,7 @@ import math
 from collections import Counter, OrderedDict, deque
 from typing import Any
 
+from sio_sniffer import model
 from sio_sniffer.analysis import payload
 from sio_sniffer.analysis.bookkeeping import (
     Latencies,
@@ -20,10 +21,13 @@ from sio_sniffer.analysis.bookkeeping import (
     Shared,
     bound_counter,
 )
+from sio_sniffer.analysis.cluster import ClusterView, Fact
+from sio_sniffer.analysis.config import Rule
 from sio_sniffer.analysis.correlate import Correlator, Expectation, rule_key
 from sio_sniffer.analysis.lost import Emission, LostJudge
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
+from sio_sniffer.model.cluster import CLUSTER_DELIVERED
 from sio_sniffer.model.probes import PROBE_SOURCE
 
 # How many distinctive scalars of an ingested payload are offered to the correlator, which
@@ -48,8 +52,10 @@ class Relay(Part):
         self.correlator = correlator
         self.recent: deque[Emission] = deque(maxlen=self.config.max_recent_emits)
         self.relaying: OrderedDict[tuple[str | None, str | None], str | None] = OrderedDict()
+        self.cluster = (ClusterView(self.config.cluster_node, correlator)
+                        if self.config.cluster_node else None)
         self.judge = LostJudge(self.config, correlator.rules, self.sessions, server_nsps,
-                               self.recent, self.relaying)
+                               self.recent, self.relaying, self.cluster)
         self.unrelayed: Counter[str] = Counter()
         # Client event kinds flagged never_relayed (one flag per kind; the rest are counted in
         # ``never_relayed``) until one of them comes out.
@@ -108,7 +114,28 @@ class Relay(Part):
             if _is_probe(body):
                 exp.extra["probe"] = True
         self.correlator.add(exp)
+        if self.config.causality_tolerance > 0 and self._came_out_before(exp, rule):
+            return
+        if self.cluster is not None:
+            self.cluster.watch(exp)
         self.wake_by(exp.deadline)
+
+    def _came_out_before(self, exp: Expectation, rule: Rule | None) -> bool:
+        """Within the causality tolerance, an emission stamped just before ``exp`` came in
+        (another capture's clock) that carries it closes it."""
+        earliest = exp.ts - self.config.causality_tolerance
+        for emission in reversed(self.recent):
+            if emission.ts < earliest:
+                break
+            if (emission.matched or emission.recipient == exp.eio_sid or not exp.structural
+                    or (rule is not None and not rule.accepts_out(emission.nsp, emission.name))
+                    or not payload.contains(emission.args, exp.target)):
+                continue
+            emission.matched = True
+            self._matched(exp, Record(model.SIO_EVENT, emission.ts, nsp=emission.nsp,
+                                      name=emission.name, args=emission.args, dir="out"))
+            return True
+        return False
 
     def emitted(self, record: Record, recipient: str | None) -> tuple[list[int], bool]:
         """An outgoing event first delivered to ``recipient``: closes the expectation it
@@ -178,7 +205,21 @@ class Relay(Part):
                 self._matched(exp, record)
         return remaining
 
-    def _matched(self, exp: Expectation, out: Record) -> None:
+    def delivered_elsewhere(self, record: Record) -> None:
+        """A peer sniffer saw an event delivered on its node: it closes what it carries."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        for exp, fact in cluster.delivered(record):
+            self._closed_elsewhere(cluster, exp, fact, record)
+
+    def _closed_elsewhere(self, cluster: ClusterView, exp: Expectation, fact: Fact,
+                          out: Record) -> None:
+        cluster.delivered_elsewhere[fact.node] += 1
+        # What a peer saw has no payload here: its fields are the peer's to check.
+        self._matched(exp, out, check_fields=False)
+
+    def _matched(self, exp: Expectation, out: Record, check_fields: bool = True) -> None:
         self.correlator.remove(exp)
         lost_code = exp.extra.get("lost_code")
         if lost_code is not None:
@@ -192,6 +233,8 @@ class Relay(Part):
             self.relaying.move_to_end((exp.nsp, exp.name))
             self.bounds.bound(self.relaying, 256)
             self.never_flagged.pop(f"{exp.nsp} {exp.name}", None)
+        if not check_fields:
+            return
         lost = [f for f in exp.fields if not payload.has_value(out.args, f)]
         if lost:
             what = f"POST {exp.path}" if exp.source == "http" else f"{exp.name!r} from a client"
@@ -245,6 +288,14 @@ class Relay(Part):
             # diagnose's own test event: diagnose reports it; the proxy only counts it.
             self.probes_lost += 1
             return
+        if self.cluster is not None:
+            # Heard from a peer before the ingest itself was decoded here: delivered.
+            fact = self.cluster.delivered_late(exp, ts)
+            if fact is not None:
+                self._closed_elsewhere(self.cluster, exp, fact,
+                                       Record(CLUSTER_DELIVERED, fact.ts, nsp=fact.nsp,
+                                              name=fact.name))
+                return
         nsp = self.judge.expected_nsp(exp)
         others = [s for s in self.sessions.open.values() if s.eio_sid != exp.eio_sid]
         receivers = [s for s in others if s.connected(nsp)]

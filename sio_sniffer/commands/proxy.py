@@ -4,9 +4,13 @@ which :func:`sio_sniffer.proxy.run.run` runs until interrupted."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import socket
 import ssl
 
-from sio_sniffer.analysis import ConfigError
+from sio_sniffer.analysis import ConfigError, Profile
+from sio_sniffer.cluster import ClusterConfig, ClusterError
+from sio_sniffer.cluster.link import DEFAULT_ADAPTER_CHANNELS
 from sio_sniffer.commands import options
 from sio_sniffer.commands.options import parse_ui_address, split_host_port
 from sio_sniffer.pipeline.sniffer import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, default_listen
@@ -76,6 +80,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "traffic, are dropped and the connections that lost some are flagged; "
                         "with --single-process there is no such queue: a lagging observer "
                         "holds up forwarding instead")
+    p.add_argument("--cluster", metavar="redis://HOST:PORT[/DB]",
+                   help="one sniffer per node of a cluster: join the Redis the app's adapter "
+                        "uses (read-only on its channels), so an event that came in here and "
+                        "was delivered on another node is not lost, and a loss names the node")
+    p.add_argument("--cluster-node", metavar="NAME",
+                   help="this node's name in the cluster (default HOSTNAME:LISTEN-PORT)")
+    p.add_argument("--cluster-channel", action="append", metavar="CHANNEL",
+                   help="an adapter channel to read (repeatable; a * makes it a pattern; "
+                        f"default {' and '.join(DEFAULT_ADAPTER_CHANNELS)}: python-socketio's "
+                        "and Node @socket.io/redis-adapter's)")
     p.add_argument("--loop", choices=LOOPS, default="auto",
                    help="event loop (default auto: uvloop when installed, else asyncio)")
     p.add_argument("--single-process", action="store_true",
@@ -95,6 +109,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if upstream is None:
         upstream = f"http://127.0.0.1:{profile.upstream_port}" \
             if profile and profile.upstream_port else DEFAULT_UPSTREAM
+    cluster = _cluster(args, listen, profile)
+    if cluster is not None:
+        analysis = dataclasses.replace(analysis, cluster_node=cluster.node)
     ssl_listen = None
     if args.tls_cert:
         ssl_listen = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -108,9 +125,28 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         log_filter=LogFilter(nsp=tuple(args.nsp), name=tuple(args.name), dir=args.dir,
                              quiet_heartbeats=args.quiet_heartbeats, verbose=args.verbose),
         capture=args.capture, capture_rotate=args.capture_rotate,
-        show_secrets=args.show_secrets, ui=args.ui, admin_ui=_admin_ui(args))
+        show_secrets=args.show_secrets, ui=args.ui, admin_ui=_admin_ui(args), cluster=cluster)
     return RunConfig(sniffer=sniffer, observer=observer, observer_buffer=args.observer_buffer * MIB,
                      loop=args.loop, single_process=args.single_process)
+
+
+def _cluster(args: argparse.Namespace, listen: list[tuple[str, int]],
+             profile: Profile | None) -> ClusterConfig | None:
+    """--cluster and its options, each falling back on the profile's [cluster] table."""
+    url = args.cluster or (profile.cluster_url if profile else None)
+    if url is None:
+        if args.cluster_node or args.cluster_channel:
+            raise ArgumentsError("--cluster-node and --cluster-channel need "
+                                 "--cluster redis://HOST:PORT[/DB]")
+        return None
+    node = (args.cluster_node or (profile.cluster_node if profile else None)
+            or f"{socket.gethostname()}:{listen[0][1]}")
+    channels = tuple(args.cluster_channel or ()) or (profile.cluster_channels if profile
+                                                      else ()) or DEFAULT_ADAPTER_CHANNELS
+    try:
+        return ClusterConfig(url=url, node=node, adapter_channels=channels)
+    except ClusterError as exc:
+        raise ArgumentsError(str(exc)) from exc
 
 
 def _admin_ui(args: argparse.Namespace) -> AdminUIOptions | None:

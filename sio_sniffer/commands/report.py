@@ -6,6 +6,7 @@ The work is done by :mod:`sio_sniffer.report`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -34,14 +35,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-analysis", action="store_true",
                         help="decode only: no flags, broadcasts or rooms")
     options.add_analysis_arguments(parser)
+    parser.add_argument("--clock-offset", action="append", default=[], type=_clock_offset,
+                        metavar="FILE=SECONDS",
+                        help="add SECONDS to every stamp of FILE (repeatable) instead of the "
+                             "offset estimated from the events the captures share")
+    parser.add_argument("--clock-tolerance", type=float, default=0.05, metavar="SECONDS",
+                        help="with several captures, a delivery stamped up to this long before "
+                             "its ingest still answers it (default 0.05: what is left of the "
+                             "hosts' clock difference after correcting it)")
     parser.add_argument("--ui", type=parse_ui_address, metavar="[HOST:]PORT",
                         help="show the files in the live page served here until Ctrl-C")
+
+
+def _clock_offset(value: str) -> tuple[str, float]:
+    name, sep, seconds = value.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"wants FILE=SECONDS (such as b.jsonl=-0.05), not {value!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         inputs = open_inputs(args.files)
+        inputs.align(args.path, dict(args.clock_offset))
         analysis = None if args.no_analysis else options.analysis_config(args)
+        if analysis is not None and len(args.files) > 1:
+            analysis = dataclasses.replace(analysis, causality_tolerance=args.clock_tolerance)
         ui = None
         if args.ui is not None:
             from sio_sniffer.web.live.offline import offline_ui

@@ -66,6 +66,15 @@ LOST_EMITTED_OTHER = "emitted_other"
 LOST_NOT_DELIVERED = "not_delivered"
 LOST_NOT_EMITTED = "not_emitted"
 LOST_UNKNOWN = "unknown"
+# With --cluster: the node behind this sniffer published nothing like it on the adapter's
+# channel; it did, and no sniffer of the cluster saw any client receive it; the cluster view was
+# off (Redis unreachable), so receivers on other nodes could not be seen.
+LOST_NODE_NOT_EMITTED = "node_not_emitted"
+LOST_CLUSTER_NOT_DELIVERED = "cluster_not_delivered"
+LOST_CLUSTER_OFF = "cluster_off"
+# Without --cluster: nobody here received it while the traffic shows a cluster (sticky-session
+# cookies): the receivers may well be on another node.
+LOST_OTHER_NODE = "other_node"
 
 # Causes of a ``never_relayed`` flag: a client event kind the server has never relayed, and
 # while one came in the server sent nothing to anyone else.

@@ -80,6 +80,12 @@ class Chain:
         for sink in self.sinks:
             sink(record)
 
+    def fact(self, record: Record) -> None:
+        """A fact for the analysis only (what the cluster's other nodes saw): not traffic, so
+        not logged or captured."""
+        if self._analyze is not None:
+            self._analyze(record)
+
     def _analysis_record(self, record: Record) -> None:
         self.records += 1
         for sink in self.sinks:

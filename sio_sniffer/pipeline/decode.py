@@ -24,6 +24,7 @@ from sio_sniffer.codec.engineio import EioType
 from sio_sniffer.codec.socketio import SioPacket, SioType
 from sio_sniffer.codec.stream import EioItem, ErrorItem, SessionDecoder, SharedFrames, SioItem
 from sio_sniffer.model import Record, fingerprint, redact_params
+from sio_sniffer.model.cluster import sticky_cookies
 from sio_sniffer.model.tap import (
     ConnClose,
     ConnOpen,
@@ -75,6 +76,7 @@ class _Session:
     peer: str | None
     sio_sids: dict[str, str] = field(default_factory=dict)
     closed: bool = False
+    sticky: tuple[str, ...] = ()  # sticky-session cookie names of its handshake (a cluster)
 
 
 @dataclass(slots=True)
@@ -236,7 +238,10 @@ class Pipeline:
         engineio = self._is_eio(path)
         if engineio and ev.status == 200 and req.method == "GET" and \
                 query.get("transport", "polling") == "polling":
-            self._polling(self._session_for(query, req.headers, ev.conn), "out", ev)
+            session = self._session_for(query, req.headers, ev.conn)
+            if "sid" not in query:  # the handshake: a load balancer pins the client here
+                session.sticky = session.sticky or sticky_cookies(ev.headers)
+            self._polling(session, "out", ev)
         if engineio and ev.status < 400 and not self._config.verbose_http:
             return
         extra: dict[str, Any] = {
@@ -246,6 +251,9 @@ class Pipeline:
         }
         if not engineio:
             extra.update(_fetch(req.method, path, req.headers))
+        sticky = sticky_cookies(req.headers + ev.headers)
+        if sticky:
+            extra["sticky"] = list(sticky)
         if ev.status >= 400:
             body, _ = _inflate(ev.body, ev.headers)
             extra["body"] = body[:300].decode("utf-8", "replace")
@@ -278,7 +286,8 @@ class Pipeline:
                            decoder=SessionDecoder(eio=eio if eio in (3, 4) else 4, socketio=None,
                                                   shared=self._frames),
                            transport=query.get("transport", "polling"),
-                           user_agent=header(headers, "user-agent"), peer=self._peer(conn))
+                           user_agent=header(headers, "user-agent"), peer=self._peer(conn),
+                           sticky=sticky_cookies(headers))
         if sid is not None:
             self._remember(session)
         return session
@@ -376,7 +385,9 @@ class Pipeline:
                                      "ping_interval": info.get("pingInterval"),
                                      "ping_timeout": info.get("pingTimeout"),
                                      "max_payload": info.get("maxPayload"),
-                                     "user_agent": session.user_agent, "peer": session.peer}))
+                                     "user_agent": session.user_agent, "peer": session.peer,
+                                     **({"sticky": list(session.sticky)}
+                                        if session.sticky else {})}))
         elif kind in (EioType.PING, EioType.PONG):
             probe = pkt.data == "probe"
             self._emit(Record(model.EIO_PING if kind == EioType.PING else model.EIO_PONG, ts,

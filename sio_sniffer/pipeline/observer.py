@@ -20,12 +20,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sio_sniffer.model import Record
 from sio_sniffer.model.tap import TapEvent
 from sio_sniffer.pipeline.chain import Chain, Guarded, Sink, sink_name, stderr_report
 from sio_sniffer.pipeline.decode import Pipeline, PipelineConfig
 
 if TYPE_CHECKING:
     from sio_sniffer.analysis import AnalysisConfig
+    from sio_sniffer.cluster import ClusterConfig, ClusterLink
 
 __all__ = ["Observer", "Sink", "TapSink", "stderr_report"]
 
@@ -44,10 +46,18 @@ class Observer:
     def __init__(self, *, path: str = "/socket.io/", verbose: bool = False,
                  analysis: AnalysisConfig | None = None, sinks: Sequence[Sink] = (),
                  tap_sinks: Sequence[TapSink] = (), tick_interval: float = 0.1,
-                 report: Callable[[str], None] = stderr_report) -> None:
+                 report: Callable[[str], None] = stderr_report,
+                 cluster: ClusterConfig | None = None) -> None:
         self._report = report
         self._tick_interval = tick_interval
         self._tap_sinks = [Guarded(s, f"tap sink {sink_name(s)}", report) for s in tap_sinks]
+        self.cluster: ClusterLink | None = None
+        if cluster is not None:
+            from sio_sniffer.cluster import ClusterLink
+
+            self.cluster = ClusterLink(cluster, self.chain_fact, self.chain_record,
+                                       self.analysis_now, lambda m: report(f"sio-sniffer: {m}"))
+            sinks = [*sinks, self.cluster.record]
         self.chain = Chain(analysis, sinks, report)
         self.analyzer: Any = self.chain.analyzer
         self._pipeline = Pipeline(PipelineConfig(path=path, verbose_http=verbose),
@@ -70,12 +80,22 @@ class Observer:
         """Begin the periodic tick (analysis deadlines, sink flushes). Needs a running loop."""
         self._loop = asyncio.get_running_loop()
         self._ticker = self._loop.create_task(self._tick_loop())
+        if self.cluster is not None:
+            self.cluster.start()
+
+    def chain_fact(self, record: Record) -> None:
+        self.chain.fact(record)
+
+    def chain_record(self, record: Record) -> None:
+        self.chain.record(record)
 
     async def finish(self) -> None:
         """Work off everything queued, let the analysis conclude, flush. Idempotent."""
         if self._finished:
             return
         self._finished = True
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,6 +18,7 @@ from sio_sniffer.transport.relay import PortInUseError, Relay
 
 if TYPE_CHECKING:
     from sio_sniffer.analysis import AnalysisConfig
+    from sio_sniffer.cluster import ClusterConfig
 
 __all__ = ["PortInUseError", "ProxyConfig", "Sniffer"]
 
@@ -40,6 +41,7 @@ class ProxyConfig:
     # None turns analysis off (a plain decoding logger); the CLI always passes one.
     analysis: AnalysisConfig | None = None
     tick_interval: float = 0.1
+    cluster: ClusterConfig | None = None  # --cluster: join the app's Redis
 
 
 class Sniffer:
@@ -51,7 +53,8 @@ class Sniffer:
         self.config = config
         self.observer = Observer(path=config.path, verbose=config.verbose,
                                  analysis=config.analysis, sinks=sinks, tap_sinks=tap_sinks,
-                                 tick_interval=config.tick_interval, report=report)
+                                 tick_interval=config.tick_interval, report=report,
+                                 cluster=config.cluster)
         self._relay = Relay(config.upstream, config.listen, self.observer.tap,
                             ssl_listen=config.ssl_listen)
         self._stopped = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sio_sniffer.analysis import AnalysisConfig
+from sio_sniffer.cluster import ClusterConfig
 from sio_sniffer.pipeline.sniffer import ProxyConfig
 from sio_sniffer.sinks.jsonlog import LogFilter
 from sio_sniffer.transport.channel import DEFAULT_LIMIT
@@ -33,6 +34,7 @@ class ObserverConfig:
     show_secrets: bool = False
     ui: tuple[str, int] | None = None
     admin_ui: AdminUIOptions | None = None
+    cluster: ClusterConfig | None = None
 
 
 @dataclass

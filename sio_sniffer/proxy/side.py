@@ -69,7 +69,7 @@ class ObserverSide:
             tap_sinks.append(self.admin.tap)
         self.observer = Observer(path=config.path, verbose=config.verbose,
                                  analysis=config.analysis, sinks=sinks, tap_sinks=tap_sinks,
-                                 tick_interval=config.tick_interval)
+                                 tick_interval=config.tick_interval, cluster=config.cluster)
 
     async def start(self) -> list[str]:
         """Start the observer and the pages; the lines that say where the pages are."""

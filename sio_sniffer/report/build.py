@@ -13,6 +13,7 @@ from sio_sniffer import __version__, model
 from sio_sniffer.model import Record, iso_ts
 from sio_sniffer.pipeline.chain import Chain
 from sio_sniffer.pipeline.decode import Pipeline, PipelineConfig
+from sio_sniffer.report.clocks import Clock
 from sio_sniffer.report.inputs import Inputs
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class Report:
     not_judged: list[dict[str, Any]] = field(default_factory=list)
     start: float | None = None
     end: float | None = None
+    # The clock offsets the captures were merged with (several captures: report/clocks.py).
+    clocks: list[Clock] = field(default_factory=list)
 
     def add(self, rec: Record) -> None:
         self.counts[rec.event] += 1
@@ -142,12 +145,17 @@ class Report:
             "summary": self.summary,
             "not_judged": [e | {"ts": iso_ts(e["ts"])} for e in self.not_judged],
             "timeline_dropped": self.timeline_dropped,
+            **({"clock_offsets": [{"file": c.file, "offset_s": round(c.offset, 6),
+                                   "pairs": c.pairs, "how": c.how} for c in self.clocks]}
+               if self.clocks else {}),
         }
 
     def text(self) -> str:
         out = [f"sio-sniffer report of {', '.join(self.files)}"]
         if self.upstreams:
             out.append(f"upstream: {', '.join(self.upstreams)}")
+        if self.clocks:
+            out.append("clock offsets: " + "; ".join(c.describe() for c in self.clocks))
         if self.start is not None and self.end is not None:
             out.append(f"from {iso_ts(self.start)} to {iso_ts(self.end)} "
                        f"({self.end - self.start:.3f} s)")
@@ -217,5 +225,6 @@ def build_report(inputs: Inputs, *, path: str = "/socket.io/",
     chain.finish(end if end is not None else 0.0)
     report.not_judged = chain.unjudged()
     report.upstreams = inputs.upstreams
+    report.clocks = inputs.clocks
     report.problems = [str(p) for p in inputs.problems]
     return report

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from sio_sniffer.capture import (
     CaptureError,
@@ -14,6 +14,11 @@ from sio_sniffer.capture import (
     merge,
 )
 from sio_sniffer.capture.har import HarReader, is_har
+from sio_sniffer.report.clocks import Clock, estimate, shifted
+
+
+def _reader(path: str) -> CaptureReader | HarReader:
+    return HarReader(path) if is_har(path) else CaptureReader(path)
 
 
 class Inputs:
@@ -26,16 +31,30 @@ class Inputs:
         for path in self.paths:
             if not os.path.exists(path):
                 raise CaptureError(f"{path}: no such file")
-            if is_har(path):
-                self.readers.append(HarReader(path))
-                ids.append(path)
-            else:
-                self.readers.append(CaptureReader(path))
-                ids.append(capture_id_of(path))
+            self.readers.append(_reader(path))
+            ids.append(path if is_har(path) else capture_id_of(path))
         self._ids = ids
+        self.clocks: list[Clock] = []
+
+    def align(self, path: str = "/socket.io/",
+              given: Mapping[str, float] | None = None) -> list[Clock]:
+        """Estimate each capture's clock offset (see :mod:`sio_sniffer.report.clocks`); the
+        merged stream then carries the corrected stamps. ``given`` maps a file, as named on
+        the command line, to its offset in seconds."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.paths))
+        if unknown:
+            raise CaptureError(f"--clock-offset names {', '.join(unknown)}, which is not one "
+                               f"of the files to report on ({', '.join(self.paths)})")
+        if len(set(self._ids)) > 1 or given:
+            self.clocks = estimate(self.paths, lambda i: _reader(self.paths[i]), path, given)
+        return self.clocks
 
     def __iter__(self) -> Iterator[CaptureItem]:
-        return merge(self.readers, self._ids)
+        if not self.clocks:
+            return merge(self.readers, self._ids)
+        return merge([shifted(r, c.offset) for r, c in zip(self.readers, self.clocks,
+                                                               strict=True)], self._ids)
 
     @property
     def problems(self) -> list[CaptureProblem]:

@@ -593,3 +593,19 @@ def test_routing_arguments_are_not_expected_out_again() -> None:
     w.wait(2.0)
     [flag] = w.flags()
     assert flag.get("flag") == F.LOST and flag.get("code") == F.LOST_NOT_EMITTED
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.005])
+def test_a_delivery_stamped_just_before_its_ingest_answers_it_within_the_tolerance(
+        tolerance: float) -> None:
+    """Two captures' clocks are only so close: with a causality tolerance (report of several
+    captures) a delivery stamped 3 ms before its ingest still answers it; without, it cannot."""
+    w = Wire(AnalysisConfig(causality_tolerance=tolerance))
+    w.client("D1")
+    body = hook_body()
+    w.out_event("D1", "tool_event", [relayed(body)])
+    w.t += 0.003
+    w.post(body)
+    w.wait(2.5)
+    assert len(w.flags(F.LOST)) == (0 if tolerance else 1)
+    assert w.analyzer.relay.matched == (1 if tolerance else 0)

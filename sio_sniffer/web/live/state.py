@@ -333,8 +333,11 @@ class ViewState:
         if self.summary_source is not None:
             self.summary = self.summary_source()
         clients = [c.describe() for c in self.clients.values()]
+        # With --cluster, the analysis' view of it: this node, the others and their clients,
+        # and how many events the others delivered for this one.
+        cluster = self.summary.get("cluster")
         return {"clients": clients, "flow": self._flow(), "stats": self._stats(),
-                "nsps": list(self.nsps)}
+                "nsps": list(self.nsps), "cluster": cluster if isinstance(cluster, dict) else None}
 
     def _flow(self) -> dict[str, Any]:
         sources = [c for c in self.clients.values() if c.events_in]

@@ -548,12 +548,23 @@
     $("s-flags").textContent = Object.values(s.flags).reduce((a, b) => a + b, 0);
   }
 
+  function drawCluster(c) {
+    $("s-cluster-stat").hidden = !c;
+    if (!c) return;
+    const others = Object.entries(c.nodes).map(([node, nsps]) =>
+      `${node}: ${Object.values(nsps).reduce((a, b) => a + b, 0)} client(s)`);
+    const delivered = Object.entries(c.delivered_elsewhere).map(([node, n]) => `${n} delivered on ${node}`);
+    $("s-cluster").textContent = [`node ${c.node} (${c.state || "joining"})`, ...others, ...delivered].join(" \u00b7 ");
+    $("s-cluster-stat").classList.toggle("alarm", c.state === "off");
+  }
+
   function onState(msg) {
     clients = new Map(msg.clients.map((c) => [c.id, c]));
     for (const c of msg.clients) if (!seenClients.has(c.id)) { seenClients.add(c.id); options.clients = true; }
     drawConnections(msg.clients, msg.stats.now);
     drawFlow(msg.flow);
     drawStats(msg.stats);
+    drawCluster(msg.cluster);
     dirty = true;
   }
 

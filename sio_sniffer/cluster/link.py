@@ -1,0 +1,335 @@
+"""The cluster link: one sniffer of a cluster joins the Redis the app's adapter already runs.
+
+It reads, never writes, the adapter's channels (python-socketio's ``AsyncRedisManager`` /
+``RedisManager`` publish JSON ``{"method": "emit", "event", "data", "namespace", "room",
+"skip_sid", "host_id", ...}`` on ``socketio``; Node's ``@socket.io/redis-adapter`` publishes
+msgpack ``[uid, {"type", "data": [name, ...args], "nsp"}, {"rooms", "except", "flags"}]`` on
+``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``), and it publishes on a channel of its own
+what its clients were delivered (digests of the scalars, not the payload) and, every second,
+which clients it has. What it reads becomes records for the analysis (:mod:`sio_sniffer.model
+.cluster`); nothing here judges.
+
+The link is off the data path: the records it watches are copies, its queue is bounded and a
+missing, slow or restarted Redis only turns the shared view off (said once, with the fix) until
+it is back (said once too); traffic never waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sio_sniffer import model
+from sio_sniffer.model import Record
+from sio_sniffer.model import cluster as C
+
+DEFAULT_ADAPTER_CHANNELS = ("socketio", "socket.io#*")
+# Deliveries waiting for Redis; past this the oldest are dropped (and counted), never traffic.
+MAX_PENDING = 2048
+# A message larger than this on any channel we read is skipped unread: an emit carrying a big
+# payload costs us its digests only, and those of its first MAX_DIGESTS scalars suffice.
+MAX_MESSAGE = 1024 * 1024
+PRESENCE_EVERY = 1.0
+RETRY_EVERY = 0.5
+# Redis must answer a command (connect, subscribe, publish) within this, or the view is off.
+COMMAND_TIMEOUT = 2.0
+MAX_TRACKED_CLIENTS = 4096
+
+
+class ClusterError(ValueError):
+    """A --cluster setting that cannot work; the message says what to write instead."""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where the cluster's Redis is and what this node is called in it."""
+
+    url: str
+    node: str
+    adapter_channels: tuple[str, ...] = DEFAULT_ADAPTER_CHANNELS
+    channel: str = "sio-sniffer#socketio"
+
+    def __post_init__(self) -> None:
+        check_url(self.url)
+        if not self.node:
+            raise ClusterError("--cluster-node needs a name for this node (such as its host name)")
+
+
+def check_url(url: str) -> None:
+    """Raise :class:`ClusterError` unless ``url`` is redis://HOST:PORT[/DB]."""
+    parts = urlsplit(url)
+    db = parts.path.strip("/")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname or (db and not db.isdigit()) \
+            or (parts.netloc.rsplit("@", 1)[-1].count(":") and port is None):
+        raise ClusterError(f"--cluster wants the Redis the app's adapter uses, as "
+                           f"redis://HOST:PORT[/DB] (such as redis://127.0.0.1:6379/0), "
+                           f"not {url!r}")
+
+
+def decode_adapter(data: bytes) -> dict[str, Any] | None:
+    """An emit published on an adapter channel, as ``{"host", "nsp", "name", "room", "args",
+    "adapter"}``; None for what is not an emit (room joins, requests, our own messages)."""
+    if data[:1] == b"{":
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(msg, dict) or msg.get("method") != "emit":
+            return None
+        args = msg.get("data")
+        return {"adapter": "python-socketio", "host": str(msg.get("host_id") or "?"),
+                "nsp": msg.get("namespace") or "/", "name": msg.get("event"),
+                "room": msg.get("room"), "args": args if isinstance(args, list) else [args]}
+    try:
+        import msgpack
+
+        msg = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception:  # any malformed message is only skipped: it is the app's, not ours
+        return None
+    if not (isinstance(msg, list) and len(msg) >= 2 and isinstance(msg[1], dict)):
+        return None
+    packet = msg[1]
+    payload = packet.get("data")
+    if packet.get("type") not in (2, 5) or not isinstance(payload, list) or not payload:
+        return None
+    opts = msg[2] if len(msg) > 2 and isinstance(msg[2], dict) else {}
+    rooms = opts.get("rooms") or []
+    return {"adapter": "node", "host": str(msg[0]), "nsp": packet.get("nsp") or "/",
+            "name": payload[0], "room": rooms[0] if len(rooms) == 1 else (rooms or None),
+            "args": payload[1:]}
+
+
+class ClusterLink:
+    """Joins Redis, reads the adapter and the peer sniffers, publishes this node's deliveries.
+
+    ``fact`` hears the cluster records for the analysis; ``state`` hears the one record that
+    says the view went off or came back (for the log); ``clock`` is the analysis clock the
+    facts are stamped with (the traffic's time, so a fact never runs ahead of copies still
+    queued); ``say`` prints the one-sentence notices."""
+
+    def __init__(self, config: ClusterConfig, fact: Callable[[Record], None],
+                 state: Callable[[Record], None], clock: Callable[[], float],
+                 say: Callable[[str], None]) -> None:
+        self.config = config
+        self._fact = fact
+        self._state = state
+        self._clock = clock
+        self._say = say
+        self._pending: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING)
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.on = False
+        self._said_off = False
+        self.dropped = 0  # deliveries not shared: the queue was full (Redis slow)
+        # nsp -> Engine.IO sessions connected on it here (for the presence message)
+        self._clients: dict[str, set[str]] = {}
+        self._presence_due = True
+        self._stopping = False
+
+    # -- the record sink: what this node's clients got -------------------------------------
+
+    def record(self, record: Record) -> None:
+        """A copy of this node's traffic: deliveries are published, connects counted."""
+        event = record.event
+        if event == model.SIO_EVENT and record.dir == "out":
+            body = [record.name, *(record.args if isinstance(record.args, list)
+                                   else [record.args])]
+            self._queue({"kind": "d", "nsp": record.nsp, "name": record.name,
+                         "d": C.digests(body[1:])})
+        elif event == model.SIO_CONNECT_OK and record.eio_sid and record.nsp:
+            members = self._clients.setdefault(record.nsp, set())
+            if len(members) < MAX_TRACKED_CLIENTS:
+                members.add(record.eio_sid)
+            self._presence_changed()
+        elif event == model.SIO_DISCONNECT and record.nsp in self._clients:
+            self._clients[record.nsp].discard(record.eio_sid or "")
+            self._presence_changed()
+        elif event == model.EIO_CLOSE:
+            for members in self._clients.values():
+                members.discard(record.eio_sid or "")
+            self._presence_changed()
+
+    def _presence_changed(self) -> None:
+        # Told at once, not at the next second: a loss judged meanwhile names who was where.
+        self._presence_due = True
+        self._wakeup.set()
+
+    def _queue(self, message: dict[str, Any]) -> None:
+        if not self.on:
+            return  # nobody to tell: deliveries of an outage are not replayed later
+        if len(self._pending) == self._pending.maxlen:
+            self.dropped += 1
+        message["node"] = self.config.node
+        self._pending.append(message)
+        self._wakeup.set()
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        # A flag as well as the cancel: the Redis client may swallow a cancellation that
+        # lands inside one of its commands, and the loops would go on.
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.dropped:
+            self._say(f"{self.dropped} deliveries were not shared with the cluster: Redis took "
+                      f"them slower than they came (their expectations on other nodes were "
+                      f"judged without them)")
+
+    async def _run(self) -> None:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        while not self._stopping:
+            client = aioredis.Redis.from_url(
+                self.config.url, socket_connect_timeout=COMMAND_TIMEOUT,
+                socket_timeout=COMMAND_TIMEOUT, retry_on_timeout=False)
+            pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                plain = [c for c in self.config.adapter_channels if "*" not in c]
+                patterns = [c for c in self.config.adapter_channels if "*" in c]
+                # Redis's own socket timeouts bound every command (see COMMAND_TIMEOUT).
+                await pubsub.subscribe(*plain, self.config.channel)
+                if patterns:
+                    await pubsub.psubscribe(*patterns)
+                self._went_on()
+                await self._serve(client, pubsub)
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                self._went_off(exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(RETRY_EVERY)
+
+    async def _serve(self, client: Any, pubsub: Any) -> None:
+        publisher = asyncio.get_running_loop().create_task(self._publish(client))
+        try:
+            while not self._stopping:
+                if publisher.done():
+                    publisher.result()  # its error ends this connection too
+                message = await pubsub.get_message(timeout=0.2)
+                if message is not None:
+                    self._heard(message)
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await publisher
+
+    async def _publish(self, client: Any) -> None:
+        last_presence = -math.inf
+        self._presence_due = True  # a (re)joined peer learns at once who is here
+        while not self._stopping:
+            now = time.monotonic()
+            if self._presence_due or now - last_presence >= PRESENCE_EVERY:
+                self._presence_due = False
+                last_presence = now
+                clients = {nsp: len(m) for nsp, m in self._clients.items() if m}
+                self._pending.append({"kind": "p", "node": self.config.node,
+                                      "clients": clients})
+            for message in _collapse(self._pending):
+                body = json.dumps(message, separators=(",", ":")).encode()
+                await client.publish(self.config.channel, body)
+            # Woken by a delivery or a client change, or for the next presence. Not
+            # wait_for: in Python 3.11 it loses a cancellation that meets a wakeup.
+            timer = asyncio.get_running_loop().call_later(PRESENCE_EVERY, self._wakeup.set)
+            try:
+                await self._wakeup.wait()
+            finally:
+                timer.cancel()
+            self._wakeup.clear()
+
+    def _went_on(self) -> None:
+        if self.on:
+            return
+        self.on = True
+        was_off = self._said_off
+        self._said_off = False
+        self._state(Record(C.CLUSTER_STATE, time.time(), extra={
+            "state": "on", "url": self.config.url, "node": self.config.node}))
+        if was_off:
+            self._say(f"the cluster view is back: Redis at {self.config.url} answers again, "
+                      f"and node {self.config.node} judges with its peers")
+
+    def _went_off(self, exc: BaseException) -> None:
+        self.on = False
+        self._pending.clear()
+        if self._said_off:
+            return
+        self._said_off = True
+        reason = str(exc) or type(exc).__name__
+        self._state(Record(C.CLUSTER_STATE, time.time(), extra={
+            "state": "off", "url": self.config.url, "node": self.config.node, "reason": reason}))
+        self._say(f"the cluster view is off: Redis at {self.config.url} does not answer "
+                  f"({reason}); node {self.config.node} judges alone (traffic is unaffected) "
+                  f"until it does: start Redis, or point --cluster at the one the app uses")
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        channel = message.get("channel")
+        if not isinstance(data, bytes) or len(data) > MAX_MESSAGE:
+            return
+        channel = channel.decode(errors="replace") if isinstance(channel, bytes) else str(channel)
+        if channel == self.config.channel:
+            self._peer(data)
+            return
+        emit = decode_adapter(data)
+        if emit is None:
+            return
+        self._fact(Record(C.CLUSTER_EMIT, self._clock(), nsp=str(emit["nsp"]),
+                          name=str(emit["name"]), extra={
+                              "adapter": emit["adapter"], "host": emit["host"],
+                              "room": emit["room"], "digests": C.digests(emit["args"])}))
+
+    def _peer(self, data: bytes) -> None:
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(msg, dict) or msg.get("node") == self.config.node:
+            return
+        node = str(msg.get("node"))
+        if msg.get("kind") == "d" and isinstance(msg.get("d"), list):
+            self._fact(Record(C.CLUSTER_DELIVERED, self._clock(), nsp=msg.get("nsp"),
+                              name=msg.get("name"), extra={
+                                  "node": node,
+                                  "digests": [str(d) for d in msg["d"][:C.MAX_DIGESTS]]}))
+        elif msg.get("kind") == "p" and isinstance(msg.get("clients"), dict):
+            self._fact(Record(C.CLUSTER_NODE, self._clock(), extra={
+                "node": node, "clients": {str(k): int(v) for k, v in
+                                          list(msg["clients"].items())[:64]
+                                          if isinstance(v, int)}}))
+
+
+def _collapse(pending: deque[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Take everything queued; one broadcast's deliveries (the same event to n clients, queued
+    in a row) become one message: one delivery anywhere is what closes an expectation."""
+    out: list[dict[str, Any]] = []
+    while pending:
+        message = pending.popleft()
+        last = out[-1] if out else None
+        if (last is not None and message["kind"] == "d" and last["kind"] == "d"
+                and last["nsp"] == message["nsp"] and last["name"] == message["name"]
+                and last["d"] == message["d"]):
+            continue
+        out.append(message)
+    return out
