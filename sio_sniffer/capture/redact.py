@@ -46,7 +46,8 @@ from sio_sniffer.model import (
     fingerprint,
     fingerprint_once,
     is_fingerprint,
-    is_secret_header,
+    redact_auth,
+    redact_header,
     redact_params,
     redact_url,
 )
@@ -79,7 +80,7 @@ def _fp_bytes(data: bytes) -> bytes:
 
 
 def _headers(headers: Headers) -> Headers:
-    return tuple((k, fingerprint_once(v) if is_secret_header(k) else v) for k, v in headers)
+    return tuple((k, redact_header(k, v)) for k, v in headers)
 
 
 def _redact_sio_text(packet: str) -> str | None:
@@ -158,11 +159,12 @@ def _is_eio(target: str, path: str) -> bool:
 
 
 class Redactor:
-    """Rewrites tap events and records; ``auth`` says whether raw CONNECT auth may be present."""
+    """Rewrites tap events and records. CONNECT auth in the bytes is fingerprinted whatever the
+    header says: a capture made with ``--show-secrets``, or by an older sniffer, has it in clear
+    (values that already are fingerprints stay)."""
 
-    def __init__(self, *, payloads: bool, auth_in_bytes: bool, path: str = "/socket.io/") -> None:
+    def __init__(self, *, payloads: bool, path: str = "/socket.io/") -> None:
         self.payloads = payloads
-        self.auth_in_bytes = auth_in_bytes
         self.path = path
 
     def item(self, item: CaptureItem) -> CaptureItem:
@@ -173,7 +175,7 @@ class Redactor:
     def request(self, req: HttpRequest) -> HttpRequest:
         body = req.body
         eio = _is_eio(req.target, self.path)
-        if self.auth_in_bytes and eio and req.method == "POST":
+        if eio and req.method == "POST":
             body = redact_connect_auth(body, polling=True)
         if self.payloads and body:
             body = redact_eio_payload(body, polling=True) if eio else _fp_bytes(body)
@@ -197,7 +199,7 @@ class Redactor:
                                        response_headers=_headers(ev.response_headers))
         if isinstance(ev, WsMessage):
             payload = ev.payload
-            if self.auth_in_bytes and ev.dir == "in":
+            if ev.dir == "in":
                 payload = redact_connect_auth(payload, polling=False, text=ev.opcode == 1)
             if self.payloads:
                 payload = redact_eio_payload(payload, polling=False, text=ev.opcode == 1)
@@ -211,7 +213,7 @@ class Redactor:
         if isinstance(extra.get("query"), dict):
             extra["query"] = redact_params(extra["query"])
         if "auth" in extra and extra["auth"] is not None:
-            extra["auth"] = fingerprint_once(extra["auth"])
+            extra["auth"] = redact_auth(extra["auth"])
         args = rec.args
         if self.payloads:
             if rec.event in _ARG_LIST_RECORDS:
@@ -257,7 +259,7 @@ def redact_file(source: Path, out: Path, *, payloads: bool,
         raise CaptureError(f"{source}: empty capture")
     failures: list[str] = []
     writer = _RedactedWriter(out, header, payloads, failures.append)
-    redactor = Redactor(payloads=payloads, auth_in_bytes=header.show_secrets)
+    redactor = Redactor(payloads=payloads)
     stream: Iterable[CaptureItem] = items if first is None else _chain(first, items)
     for item in stream:
         if isinstance(item, Record):
