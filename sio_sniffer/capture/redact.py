@@ -43,9 +43,11 @@ from sio_sniffer.capture import (
 from sio_sniffer.codec import SioType, split_sio_text
 from sio_sniffer.model import (
     Record,
+    find_secrets,
     fingerprint,
     fingerprint_once,
     is_fingerprint,
+    is_secret_header,
     redact_auth,
     redact_header,
     redact_params,
@@ -272,6 +274,62 @@ def redact_file(source: Path, out: Path, *, payloads: bool,
     for problem in reader.problems:
         report(f"sio-sniffer redact: {problem} (left out of the copy)")
     return len(reader.problems)
+
+
+# Where a capture line holds a sender's payload: the bytes of a tap event, the arguments and
+# bodies of a record. What looks secret there is the application's data, which redact leaves
+# alone unless --payloads; anywhere else it is something the policy missed.
+_TAP_PAYLOAD_FIELDS = ("body", "payload", "raw")
+_RECORD_PAYLOAD_FIELDS = ("args", "body", "raw", "body_start")
+
+
+@dataclasses.dataclass
+class Leftovers:
+    """What still looks secret in a redacted copy, line by line (1-based), named, never shown."""
+
+    outside_payloads: dict[int, list[str]] = dataclasses.field(default_factory=dict)
+    in_payloads: dict[int, list[str]] = dataclasses.field(default_factory=dict)
+
+
+def find_leftovers(path: Path) -> Leftovers:
+    """Scan a capture (a redacted copy) for anything secret-looking still in clear."""
+    found = Leftovers()
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # redact writes only JSON; a reader of the copy reports the rest
+            if not isinstance(obj, dict):
+                continue
+            payloads: list[Any] = []
+            if obj.get("t") == "record" and isinstance(obj.get("r"), dict):
+                payloads += [obj["r"].pop(k) for k in _RECORD_PAYLOAD_FIELDS if k in obj["r"]]
+            else:
+                for holder in (obj, obj.get("request")):
+                    if isinstance(holder, dict):
+                        payloads += [holder.pop(k) for k in _TAP_PAYLOAD_FIELDS if k in holder]
+            outside = [f"header {k!r}" for holder in (obj, obj.get("request"))
+                       if isinstance(holder, dict)
+                       for field in ("headers", "response_headers")
+                       for k, v in _pairs(holder.get(field))
+                       if is_secret_header(k) and not is_fingerprint(v)]
+            outside += find_secrets(orjson.dumps(obj).decode())
+            inside = [what for p in payloads
+                      for what in find_secrets(p if isinstance(p, str) else
+                                               orjson.dumps(p, default=repr).decode())]
+            if outside:
+                found.outside_payloads[number] = list(dict.fromkeys(outside))
+            if inside:
+                found.in_payloads[number] = list(dict.fromkeys(inside))
+    return found
+
+
+def _pairs(headers: Any) -> list[tuple[str, str]]:
+    if not isinstance(headers, list):
+        return []
+    return [(h[0], h[1]) for h in headers
+            if isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h)]
 
 
 def _chain(first: CaptureItem, rest: Iterable[CaptureItem]) -> Iterable[CaptureItem]:

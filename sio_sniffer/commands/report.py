@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="capture files (sio-sniffer proxy --capture) or browser HAR files; "
                         "several are merged by time")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    options.add_secret_name_argument(parser)
     parser.add_argument("--html", metavar="OUT", help="write a self-contained HTML timeline")
     parser.add_argument("--path", default="/socket.io/", help="the Socket.IO path (default "
                         "/socket.io/)")
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    options.use_secret_names(args)
     try:
         inputs = open_inputs(args.files)
         analysis = None if args.no_analysis else options.analysis_config(args)

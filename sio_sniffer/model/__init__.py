@@ -39,6 +39,7 @@ from sio_sniffer.model.records import (
 )
 from sio_sniffer.model.secrets import (
     add_secret_names,
+    find_secrets,
     fingerprint,
     fingerprint_once,
     is_fingerprint,
@@ -82,6 +83,7 @@ __all__ = [
     "WS_OPEN",
     "Record",
     "add_secret_names",
+    "find_secrets",
     "fingerprint",
     "fingerprint_once",
     "is_fingerprint",

@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import orjson
 
@@ -152,3 +152,25 @@ def redact_header(name: str, value: str) -> str:
     if name.lower() in _URL_HEADERS:
         return redact_url(value)
     return redact_value(value)
+
+
+# What a leftover secret looks like in text (a capture line, a payload): a JSON member or a
+# ``name=value`` parameter whose name is secret and whose value is no fingerprint, a JWT, or a
+# ``user:password@``. Used to check a redacted copy before it is shared.
+_JSON_MEMBER = re.compile(r'"([^"\\]{1,80})"\s*:\s*"([^"\\]+)"')
+_PARAM = re.compile(r"[?&;]([^=&;\s\"#?]{1,80})=([^&;\s\"#]+)")
+
+
+def find_secrets(text: str) -> list[str]:
+    """What in ``text`` looks like a secret in clear, by name (``'password'``, ``a JWT``), never
+    by value; an empty list when nothing does."""
+    found: list[str] = []
+    for name, value in (*_JSON_MEMBER.findall(text), *_PARAM.findall(text)):
+        if is_secret_name(name) and not is_fingerprint(unquote(value)) \
+                and name.lower() not in _CLEAR_HEADERS:
+            found.append(repr(name))
+    if JWT.search(text):
+        found.append("a JWT")
+    if "://" in text and any(not is_fingerprint(m.group()) for m in _USERINFO.finditer(text)):
+        found.append("a user:password@ in a URL")
+    return list(dict.fromkeys(found))

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from sio_sniffer import model
 from sio_sniffer.capture import CaptureWriter
-from sio_sniffer.model import Record
+from sio_sniffer.model import Record, add_secret_names
 from sio_sniffer.pipeline.observer import Observer
 from sio_sniffer.proxy.config import ObserverConfig
 from sio_sniffer.sinks.jsonlog import JsonLogSink
@@ -36,6 +36,8 @@ class ObserverSide:
 
     def __init__(self, config: ObserverConfig) -> None:
         self.config = config
+        # The policy is per process: the observer process applies the patterns it was handed.
+        add_secret_names(config.secret_names)
         try:
             self.stream = _open_log(config.log)
         except OSError as exc:
