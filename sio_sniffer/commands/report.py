@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import orjson
 
@@ -21,6 +20,7 @@ from sio_sniffer.report import (
     open_inputs,
     render_html,
 )
+from sio_sniffer.support.files import open_private
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
         return serve(ui, 1 if report.problems else 0)
     if args.html:
-        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        with open_private(args.html) as html:
+            html.write(render_html(report).encode())
         print(f"sio-sniffer report: wrote {args.html}", file=sys.stderr)
     if args.json:
         print(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2, default=repr).decode())

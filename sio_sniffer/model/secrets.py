@@ -158,7 +158,7 @@ def redact_header(name: str, value: str) -> str:
 # ``name=value`` parameter whose name is secret and whose value is no fingerprint, a JWT, or a
 # ``user:password@``. Used to check a redacted copy before it is shared.
 _JSON_MEMBER = re.compile(r'"([^"\\]{1,80})"\s*:\s*"([^"\\]+)"')
-_PARAM = re.compile(r"[?&;]([^=&;\s\"#?]{1,80})=([^&;\s\"#]+)")
+_PARAM = re.compile(r"[?&;]([\w.\-\[\]%]{1,80})=([^&;\s\"'#<>(){}]+)")
 
 
 def find_secrets(text: str) -> list[str]:

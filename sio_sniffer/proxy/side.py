@@ -14,6 +14,7 @@ from sio_sniffer.model import Record, add_secret_names
 from sio_sniffer.pipeline.observer import Observer
 from sio_sniffer.proxy.config import ObserverConfig
 from sio_sniffer.sinks.jsonlog import JsonLogSink
+from sio_sniffer.support.files import open_private
 from sio_sniffer.web import adminui
 
 
@@ -28,7 +29,7 @@ def say(message: str) -> None:
 def _open_log(path: str | None) -> IO[bytes]:
     if path is None:
         return sys.stdout.buffer
-    return open(path, "ab")
+    return open_private(path, append=True)
 
 
 class ObserverSide:
