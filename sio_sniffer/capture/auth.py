@@ -17,15 +17,9 @@ import msgpack
 import orjson
 
 from sio_sniffer.codec import CodecError, SioType, decode_sio_packet, split_sio_text
-from sio_sniffer.model import fingerprint
+from sio_sniffer.model import redact_auth
 
 _EIO_MESSAGE = "4"
-
-
-def _redact_auth(auth: Any) -> Any:
-    if isinstance(auth, dict):
-        return {str(k): fingerprint(v) for k, v in auth.items()}
-    return fingerprint(auth)
 
 
 def _redact_text_packet(packet: str) -> str:
@@ -39,7 +33,7 @@ def _redact_text_packet(packet: str) -> str:
         return packet
     if not isinstance(auth, dict):
         return packet
-    return _EIO_MESSAGE + head + orjson.dumps(_redact_auth(auth)).decode()
+    return _EIO_MESSAGE + head + orjson.dumps(redact_auth(auth) or {}).decode()
 
 
 def _redact_msgpack(data: bytes) -> bytes:
@@ -48,7 +42,7 @@ def _redact_msgpack(data: bytes) -> bytes:
     except Exception:  # anything that is not one msgpack object is left as it is
         return data
     if isinstance(obj, dict) and obj.get("type") == 0 and obj.get("data") is not None:
-        obj["data"] = _redact_auth(obj["data"])
+        obj["data"] = redact_auth(obj["data"])
         return bytes(msgpack.packb(obj))
     return data
 

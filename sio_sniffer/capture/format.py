@@ -32,7 +32,7 @@ from dataclasses import MISSING, fields
 from typing import Any, Union
 
 from sio_sniffer.capture.auth import redact_connect_auth
-from sio_sniffer.model import Record, fingerprint, is_secret_header, redact_url
+from sio_sniffer.model import Record, redact_header, redact_url
 from sio_sniffer.model.tap import (
     ConnClose,
     ConnOpen,
@@ -85,7 +85,7 @@ def _put_bytes(out: dict[str, Any], name: str, value: bytes) -> None:
 def _headers_out(headers: Headers, show_secrets: bool) -> list[list[str]]:
     if show_secrets:
         return [[k, v] for k, v in headers]
-    return [[k, fingerprint(v) if is_secret_header(k) else v] for k, v in headers]
+    return [[k, redact_header(k, v)] for k, v in headers]
 
 
 def _is_polling(request: HttpRequest) -> bool:

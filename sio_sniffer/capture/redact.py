@@ -43,10 +43,13 @@ from sio_sniffer.capture import (
 from sio_sniffer.codec import SioType, split_sio_text
 from sio_sniffer.model import (
     Record,
+    find_secrets,
     fingerprint,
     fingerprint_once,
     is_fingerprint,
     is_secret_header,
+    redact_auth,
+    redact_header,
     redact_params,
     redact_url,
 )
@@ -79,7 +82,7 @@ def _fp_bytes(data: bytes) -> bytes:
 
 
 def _headers(headers: Headers) -> Headers:
-    return tuple((k, fingerprint_once(v) if is_secret_header(k) else v) for k, v in headers)
+    return tuple((k, redact_header(k, v)) for k, v in headers)
 
 
 def _redact_sio_text(packet: str) -> str | None:
@@ -158,11 +161,12 @@ def _is_eio(target: str, path: str) -> bool:
 
 
 class Redactor:
-    """Rewrites tap events and records; ``auth`` says whether raw CONNECT auth may be present."""
+    """Rewrites tap events and records. CONNECT auth in the bytes is fingerprinted whatever the
+    header says: a capture made with ``--show-secrets``, or by an older sniffer, has it in clear
+    (values that already are fingerprints stay)."""
 
-    def __init__(self, *, payloads: bool, auth_in_bytes: bool, path: str = "/socket.io/") -> None:
+    def __init__(self, *, payloads: bool, path: str = "/socket.io/") -> None:
         self.payloads = payloads
-        self.auth_in_bytes = auth_in_bytes
         self.path = path
 
     def item(self, item: CaptureItem) -> CaptureItem:
@@ -173,7 +177,7 @@ class Redactor:
     def request(self, req: HttpRequest) -> HttpRequest:
         body = req.body
         eio = _is_eio(req.target, self.path)
-        if self.auth_in_bytes and eio and req.method == "POST":
+        if eio and req.method == "POST":
             body = redact_connect_auth(body, polling=True)
         if self.payloads and body:
             body = redact_eio_payload(body, polling=True) if eio else _fp_bytes(body)
@@ -197,7 +201,7 @@ class Redactor:
                                        response_headers=_headers(ev.response_headers))
         if isinstance(ev, WsMessage):
             payload = ev.payload
-            if self.auth_in_bytes and ev.dir == "in":
+            if ev.dir == "in":
                 payload = redact_connect_auth(payload, polling=False, text=ev.opcode == 1)
             if self.payloads:
                 payload = redact_eio_payload(payload, polling=False, text=ev.opcode == 1)
@@ -211,7 +215,7 @@ class Redactor:
         if isinstance(extra.get("query"), dict):
             extra["query"] = redact_params(extra["query"])
         if "auth" in extra and extra["auth"] is not None:
-            extra["auth"] = fingerprint_once(extra["auth"])
+            extra["auth"] = redact_auth(extra["auth"])
         args = rec.args
         if self.payloads:
             if rec.event in _ARG_LIST_RECORDS:
@@ -257,7 +261,7 @@ def redact_file(source: Path, out: Path, *, payloads: bool,
         raise CaptureError(f"{source}: empty capture")
     failures: list[str] = []
     writer = _RedactedWriter(out, header, payloads, failures.append)
-    redactor = Redactor(payloads=payloads, auth_in_bytes=header.show_secrets)
+    redactor = Redactor(payloads=payloads)
     stream: Iterable[CaptureItem] = items if first is None else _chain(first, items)
     for item in stream:
         if isinstance(item, Record):
@@ -270,6 +274,62 @@ def redact_file(source: Path, out: Path, *, payloads: bool,
     for problem in reader.problems:
         report(f"sio-sniffer redact: {problem} (left out of the copy)")
     return len(reader.problems)
+
+
+# Where a capture line holds a sender's payload: the bytes of a tap event, the arguments and
+# bodies of a record. What looks secret there is the application's data, which redact leaves
+# alone unless --payloads; anywhere else it is something the policy missed.
+_TAP_PAYLOAD_FIELDS = ("body", "payload", "raw")
+_RECORD_PAYLOAD_FIELDS = ("args", "body", "raw", "body_start")
+
+
+@dataclasses.dataclass
+class Leftovers:
+    """What still looks secret in a redacted copy, line by line (1-based), named, never shown."""
+
+    outside_payloads: dict[int, list[str]] = dataclasses.field(default_factory=dict)
+    in_payloads: dict[int, list[str]] = dataclasses.field(default_factory=dict)
+
+
+def find_leftovers(path: Path) -> Leftovers:
+    """Scan a capture (a redacted copy) for anything secret-looking still in clear."""
+    found = Leftovers()
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # redact writes only JSON; a reader of the copy reports the rest
+            if not isinstance(obj, dict):
+                continue
+            payloads: list[Any] = []
+            if obj.get("t") == "record" and isinstance(obj.get("r"), dict):
+                payloads += [obj["r"].pop(k) for k in _RECORD_PAYLOAD_FIELDS if k in obj["r"]]
+            else:
+                for holder in (obj, obj.get("request")):
+                    if isinstance(holder, dict):
+                        payloads += [holder.pop(k) for k in _TAP_PAYLOAD_FIELDS if k in holder]
+            outside = [f"header {k!r}" for holder in (obj, obj.get("request"))
+                       if isinstance(holder, dict)
+                       for field in ("headers", "response_headers")
+                       for k, v in _pairs(holder.get(field))
+                       if is_secret_header(k) and not is_fingerprint(v)]
+            outside += find_secrets(orjson.dumps(obj).decode())
+            inside = [what for p in payloads
+                      for what in find_secrets(p if isinstance(p, str) else
+                                               orjson.dumps(p, default=repr).decode())]
+            if outside:
+                found.outside_payloads[number] = list(dict.fromkeys(outside))
+            if inside:
+                found.in_payloads[number] = list(dict.fromkeys(inside))
+    return found
+
+
+def _pairs(headers: Any) -> list[tuple[str, str]]:
+    if not isinstance(headers, list):
+        return []
+    return [(h[0], h[1]) for h in headers
+            if isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h)]
 
 
 def _chain(first: CaptureItem, rest: Iterable[CaptureItem]) -> Iterable[CaptureItem]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING
 
+from sio_sniffer.model import add_secret_names
 from sio_sniffer.model.addresses import DEFAULT_HOST
 
 if TYPE_CHECKING:
@@ -37,6 +39,30 @@ def parse_ui_address(value: str) -> tuple[str, int]:
     """``PORT``, ``:PORT``, ``HOST:PORT`` or ``[V6]:PORT``; the host defaults to 127.0.0.1."""
     host, port = split_host_port(value, "8767, 127.0.0.1:8767 or [::1]:8767")
     return host or DEFAULT_HOST, port
+
+
+def add_secret_name_argument(p: argparse.ArgumentParser) -> None:
+    """``--secret-name PATTERN`` (repeatable): the user's own secret names, for every output."""
+    p.add_argument("--secret-name", type=_secret_name, action="append", default=[],
+                   metavar="PATTERN",
+                   help="also treat header, query, cookie and form names matching this regular "
+                        "expression (case-insensitive, repeatable) as secrets: their values are "
+                        "written as fingerprints")
+
+
+def use_secret_names(args: argparse.Namespace) -> None:
+    """Extend this process's secrets policy by the ``--secret-name`` patterns."""
+    add_secret_names(args.secret_name)
+
+
+def _secret_name(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a regular expression ({exc}); give a name such as x-tenant or a "
+            "pattern such as '^pin$'") from None
+    return value
 
 
 def positive_mib(value: str) -> int:

@@ -60,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start a new capture file (FILE.1, FILE.2, ...) past this size")
     p.add_argument("--show-secrets", action="store_true",
                    help="store auth tokens and cookies in the capture as they are")
+    options.add_secret_name_argument(p)
     p.add_argument("--tls-cert", metavar="PEM", help="serve TLS to clients with this certificate")
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     p.add_argument("--ui", type=parse_ui_address, metavar="[HOST:]PORT",
@@ -125,7 +126,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         log_filter=LogFilter(nsp=tuple(args.nsp), name=tuple(args.name), dir=args.dir,
                              quiet_heartbeats=args.quiet_heartbeats, verbose=args.verbose),
         capture=args.capture, capture_rotate=args.capture_rotate,
-        show_secrets=args.show_secrets, ui=args.ui, admin_ui=_admin_ui(args), cluster=cluster)
+        show_secrets=args.show_secrets, secret_names=tuple(args.secret_name), ui=args.ui,
+        admin_ui=_admin_ui(args), cluster=cluster)
     return RunConfig(sniffer=sniffer, observer=observer, observer_buffer=args.observer_buffer * MIB,
                      loop=args.loop, single_process=args.single_process)
 

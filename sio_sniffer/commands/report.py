@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
 import orjson
 
@@ -22,6 +21,7 @@ from sio_sniffer.report import (
     open_inputs,
     render_html,
 )
+from sio_sniffer.support.files import open_private
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="capture files (sio-sniffer proxy --capture) or browser HAR files; "
                         "several are merged by time")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    options.add_secret_name_argument(parser)
     parser.add_argument("--html", metavar="OUT", help="write a self-contained HTML timeline")
     parser.add_argument("--path", default="/socket.io/", help="the Socket.IO path (default "
                         "/socket.io/)")
@@ -59,6 +60,7 @@ def _clock_offset(value: str) -> tuple[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    options.use_secret_names(args)
     try:
         inputs = open_inputs(args.files)
         inputs.align(args.path, dict(args.clock_offset))
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
         return serve(ui, 1 if report.problems else 0)
     if args.html:
-        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        with open_private(args.html) as html:
+            html.write(render_html(report).encode())
         print(f"sio-sniffer report: wrote {args.html}", file=sys.stderr)
     if args.json:
         print(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2, default=repr).decode())

@@ -38,14 +38,18 @@ from sio_sniffer.model.records import (
     json_default,
 )
 from sio_sniffer.model.secrets import (
-    SECRET_NAME,
+    add_secret_names,
+    find_secrets,
     fingerprint,
     fingerprint_once,
     is_fingerprint,
     is_secret_header,
     is_secret_name,
+    redact_auth,
+    redact_header,
     redact_params,
     redact_url,
+    redact_value,
 )
 
 __all__ = [
@@ -67,7 +71,6 @@ __all__ = [
     "HTTP_PAGE",
     "HTTP_REQUEST",
     "ROOMS",
-    "SECRET_NAME",
     "SIO_ACK",
     "SIO_CONNECT",
     "SIO_CONNECT_ERROR",
@@ -79,6 +82,8 @@ __all__ = [
     "WS_CLOSE",
     "WS_OPEN",
     "Record",
+    "add_secret_names",
+    "find_secrets",
     "fingerprint",
     "fingerprint_once",
     "is_fingerprint",
@@ -86,6 +91,9 @@ __all__ = [
     "is_secret_name",
     "iso_ts",
     "json_default",
+    "redact_auth",
+    "redact_header",
     "redact_params",
     "redact_url",
+    "redact_value",
 ]

@@ -23,7 +23,7 @@ from sio_sniffer import model
 from sio_sniffer.codec.engineio import EioType
 from sio_sniffer.codec.socketio import SioPacket, SioType
 from sio_sniffer.codec.stream import EioItem, ErrorItem, SessionDecoder, SharedFrames, SioItem
-from sio_sniffer.model import Record, fingerprint, redact_params
+from sio_sniffer.model import Record, redact_auth, redact_params
 from sio_sniffer.model.cluster import sticky_cookies
 from sio_sniffer.model.tap import (
     ConnClose,
@@ -429,12 +429,9 @@ class Pipeline:
                               ack_id=pkt.id, args=pkt.data, size=size))
         elif kind == SioType.CONNECT and item.dir == "in":
             auth = pkt.data
-            extra: dict[str, Any] = {"auth": None}
-            if auth is not None:
-                extra["auth"] = fingerprint(auth)
-                if isinstance(auth, dict):
-                    extra["auth_keys"] = sorted(auth)
-            self._emit(rec(model.SIO_CONNECT, extra=extra))
+            self._emit(rec(model.SIO_CONNECT, extra={
+                "auth": redact_auth(auth),
+                "auth_keys": sorted(auth) if isinstance(auth, dict) else []}))
         elif kind == SioType.CONNECT:
             data = pkt.data
             sio_sid = data.get("sid") if isinstance(data, dict) else None

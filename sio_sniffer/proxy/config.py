@@ -32,6 +32,7 @@ class ObserverConfig:
     capture: str | None = None
     capture_rotate: int | None = None
     show_secrets: bool = False
+    secret_names: tuple[str, ...] = ()  # --secret-name: patterns added to the secrets policy
     ui: tuple[str, int] | None = None
     admin_ui: AdminUIOptions | None = None
     cluster: ClusterConfig | None = None

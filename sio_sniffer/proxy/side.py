@@ -10,10 +10,11 @@ from typing import IO, Any
 
 from sio_sniffer import model
 from sio_sniffer.capture import CaptureWriter
-from sio_sniffer.model import Record
+from sio_sniffer.model import Record, add_secret_names
 from sio_sniffer.pipeline.observer import Observer
 from sio_sniffer.proxy.config import ObserverConfig
 from sio_sniffer.sinks.jsonlog import JsonLogSink
+from sio_sniffer.support.files import open_private
 from sio_sniffer.web import adminui
 
 
@@ -28,7 +29,7 @@ def say(message: str) -> None:
 def _open_log(path: str | None) -> IO[bytes]:
     if path is None:
         return sys.stdout.buffer
-    return open(path, "ab")
+    return open_private(path, append=True)
 
 
 class ObserverSide:
@@ -36,6 +37,8 @@ class ObserverSide:
 
     def __init__(self, config: ObserverConfig) -> None:
         self.config = config
+        # The policy is per process: the observer process applies the patterns it was handed.
+        add_secret_names(config.secret_names)
         try:
             self.stream = _open_log(config.log)
         except OSError as exc:

@@ -13,7 +13,7 @@ import pytest
 import socketio
 
 from sio_sniffer.analysis import AnalysisConfig, load_profile
-from sio_sniffer.model import Record
+from sio_sniffer.model import Record, fingerprint
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from tests.integration.mpm_peers import dashboard, receive, run_claude_hook, run_cli
 
@@ -72,7 +72,7 @@ async def test_auth_payload_is_never_answered_and_flagged(
     assert flags and flags[0].nsp == "/"
     assert "auth" in (flags[0].get("cause") + flags[0].get("hint")).lower()
     connects = [r for r in records if r.event == "sio.connect"]
-    assert connects and connects[0].get("auth", "").startswith("sha256:")
+    assert connects and connects[0].get("auth") == {"token": fingerprint("dev-token")}
 
 
 async def test_hook_namespace_is_refused_by_the_real_server(

@@ -5,13 +5,17 @@ from __future__ import annotations
 import pytest
 
 from sio_sniffer.model import (
+    add_secret_names,
     fingerprint,
     fingerprint_once,
     is_fingerprint,
     is_secret_header,
     is_secret_name,
+    redact_auth,
+    redact_header,
     redact_params,
     redact_url,
+    secrets,
 )
 
 SECRET_HEADERS = ["Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Api-Key",
@@ -58,13 +62,60 @@ def test_redact_url_fingerprints_only_secret_parameters() -> None:
     redacted = redact_url(target)
     assert "s3cret" not in redacted
     assert redacted.startswith("/socket.io/?EIO=4&transport=websocket&sid=abc&access_token=")
-    assert fingerprint("s3cret").replace(":", "%3A") in redacted
+    assert fingerprint("s3cret") in redacted
     assert redact_url(redacted) == redacted
     full = "https://example.com/socket.io/?EIO=4&key=k1"
     assert redact_url(full) == "https://example.com/socket.io/?EIO=4&key=" + \
-        fingerprint("k1").replace(":", "%3A")
+        fingerprint("k1")
 
 
 def test_redact_url_leaves_urls_without_secrets_byte_for_byte() -> None:
     for url in ("/socket.io/?EIO=4&transport=polling&t=x%20y", "/plain", "/a?b"):
         assert redact_url(url) == url
+
+
+JWT_TOKEN = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSJ9."
+             "c2lnbmF0dXJlLW9mLXRoZS10b2tlbg")
+
+
+def test_a_jwt_is_fingerprinted_wherever_it_stands_in_a_url() -> None:
+    for url in (f"/ws/{JWT_TOKEN}/socket.io/?EIO=4", f"/socket.io/?EIO=4&q={JWT_TOKEN}",
+                f"https://h.example/cb#{JWT_TOKEN}"):
+        redacted = redact_url(url)
+        assert JWT_TOKEN not in redacted and fingerprint(JWT_TOKEN) in redacted
+        assert redact_url(redacted) == redacted
+    assert redact_params({"state": JWT_TOKEN, "n": 3}) == {"state": fingerprint(JWT_TOKEN), "n": 3}
+
+
+def test_userinfo_is_fingerprinted() -> None:
+    url = "https://alice:pa55word@h.example:8443/socket.io/?EIO=4"
+    assert redact_url(url) == f"https://{fingerprint('alice:pa55word')}@h.example:8443/socket.io/?EIO=4"
+    assert redact_url(redact_url(url)) == redact_url(url)
+    assert redact_url("mailto:a@b.example") == "mailto:a@b.example"
+
+
+def test_redact_header() -> None:
+    assert redact_header("X-Api-Key", "k") == fingerprint("k")
+    assert redact_header("Referer", "http://h/page?token=t1&x=1") == \
+        f"http://h/page?token={fingerprint('t1')}&x=1"
+    assert redact_header("X-Trace", f"a {JWT_TOKEN} b") == f"a {fingerprint(JWT_TOKEN)} b"
+    assert redact_header("User-Agent", "python-requests") == "python-requests"
+
+
+def test_connect_auth_per_key_and_empty_auth_as_nothing() -> None:
+    assert redact_auth({"token": "t", "n": 1}) == {"token": fingerprint("t"), "n": fingerprint(1)}
+    assert redact_auth({}) is None and redact_auth(None) is None
+    assert redact_auth("bare-token") == fingerprint("bare-token")
+    once = redact_auth({"token": "t"})
+    assert redact_auth(once) == once
+
+
+def test_secret_names_of_the_users_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secrets, "SECRET_NAME", secrets.SECRET_NAME)  # restored afterwards
+    assert not is_secret_name("x-tenant") and not is_secret_header("X-Tenant")
+    add_secret_names(["x-tenant", "^pin$"])
+    assert is_secret_name("X-Tenant") and is_secret_header("x-tenant") and is_secret_name("PIN")
+    assert not is_secret_name("spinner") and is_secret_name("token")
+    assert redact_url("/s?pin=1234") == f"/s?pin={fingerprint('1234')}"
+    with pytest.raises(ValueError, match="not a regular expression"):
+        add_secret_names(["(unclosed"])

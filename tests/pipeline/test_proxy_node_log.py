@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sio_sniffer.model import Record
+from sio_sniffer.model import Record, fingerprint
 from sio_sniffer.pipeline.sniffer import ProxyConfig, Sniffer
 from tests.transport.relay_peers import NodeProcess, node_server
 
@@ -42,7 +42,7 @@ async def test_node_peers_are_decoded(msgpack: bool, deflate: bool,
 
     assert not find("decode_error")
     connect = find("sio.connect", dir="in")
-    assert connect and connect[0].get("auth", "").startswith("sha256:")
+    assert connect and connect[0].get("auth") == {"token": fingerprint("node-secret")}
     assert find("sio.connect_ok", dir="out")[0].sio_sid
     echo = find("sio.event", name="echo", dir="in")
     assert echo and echo[0].args == ["hi", {"n": 1}] and echo[0].ack_id is not None

@@ -105,7 +105,7 @@ async def test_secrets_only_as_fingerprints_in_log_and_capture(
         for secret in SECRETS:
             assert secret not in log_text
             assert (secret in capture_text) == show, secret
-        assert fingerprint({"token": AUTH_TOKEN}) in log_text
+        assert fingerprint(AUTH_TOKEN) in log_text
         if not show:
             assert fingerprint(BEARER) in capture_text and fingerprint(COOKIE) in capture_text
             assert fingerprint(SET_COOKIE) in capture_text
@@ -139,9 +139,9 @@ async def test_fingerprints_tell_tokens_apart(py_server_factory: Any) -> None:
                                  auth={"token": token}, wait_timeout=10)
             await client.disconnect()
         connects = await records.wait_count("sio.connect", 3)
-    prints = [r.get("auth") for r in connects]
+    prints = [r.get("auth")["token"] for r in connects]
     assert prints[0] != prints[1] and prints[0] == prints[2]
-    assert prints[0] == fingerprint({"token": "alpha-token"})
+    assert prints[0] == fingerprint("alpha-token")
     assert all(p.startswith("sha256:") and len(p) == 15 for p in prints)
 
 
@@ -253,3 +253,68 @@ async def test_redact_reports_bad_lines(tmp_path: Path) -> None:
     bad = await asyncio.to_thread(_redact, str(junk), "-o", str(tmp_path / "j.jsonl"))
     assert bad.returncode == 2 and "not a sio-sniffer capture" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+API_KEY = "APIKEY-0ld-5n1ff3r"
+SIGNATURE = "SIG-0ld-5n1ff3r"
+
+
+async def _legacy_capture(path: Path, url: str, *, header: dict[str, str] | None = None,
+                          payload: Any = SECRET_ARG) -> None:
+    """A capture as an older sniffer wrote it: plain header, query and auth values (the policy
+    then knew only a few names) in a file whose first line says ``show_secrets: false``."""
+    writer = CaptureWriter(path, upstream=url, show_secrets=True)
+    async with sniffing(url, extra=[writer], tap=[writer.tap]) as (sniffer, _records):
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(f"{sniffer.url}?signature={SIGNATURE}",
+                             transports=["polling", "websocket"], auth={"token": AUTH_TOKEN},
+                             headers={"X-Api-Key": API_KEY, **(header or {})}, wait_timeout=10)
+        assert await client.call("echo", payload, timeout=10) == [payload]
+        await client.disconnect()
+    writer.close()
+    lines = path.read_text().splitlines(keepends=True)
+    head = json.loads(lines[0])
+    head["show_secrets"] = False
+    path.write_text(json.dumps(head) + "\n" + "".join(lines[1:]))
+
+
+async def test_redact_cleans_captures_of_older_sniffers(
+        tmp_path: Path, py_server_factory: Any) -> None:
+    """Plain X-Api-Key, ?signature= and CONNECT auth (polling body and WebSocket message) in a
+    capture that says it holds no secrets: redact fingerprints them all, exit 0."""
+    server = await py_server_factory(secret_server)
+    source, out = tmp_path / "old.jsonl", tmp_path / "shared.jsonl"
+    await _legacy_capture(source, server.url)
+    assert API_KEY in source.read_text() and AUTH_TOKEN in source.read_text()
+    done = await asyncio.to_thread(_redact, str(source), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert [s for s in (API_KEY, SIGNATURE, AUTH_TOKEN) if s in text] == []
+    assert all(fingerprint(s) in text for s in (API_KEY, SIGNATURE, AUTH_TOKEN))
+
+
+async def test_redact_names_what_it_left(tmp_path: Path, py_server_factory: Any) -> None:
+    """After redacting, the copy is scanned: a secret inside an event payload is a warning
+    naming its lines (exit 0) unless --payloads fingerprints it; one the policy cannot see
+    elsewhere (a password in a URL inside a header of no secret name) fails with the line
+    numbers (exit 1); neither message shows the value."""
+    server = await py_server_factory(secret_server)
+    in_payload, in_header = tmp_path / "payload.jsonl", tmp_path / "header.jsonl"
+    await _legacy_capture(in_payload, server.url, payload={"password": "PW-in-payload"})
+    await _legacy_capture(in_header, server.url,
+                          header={"X-Debug": "https://h.example/cb?password=PW-in-header"})
+
+    warned = await asyncio.to_thread(_redact, str(in_payload), "-o", str(tmp_path / "a.jsonl"))
+    assert warned.returncode == 0, warned.stderr
+    assert "warning: event payloads" in warned.stderr and "'password'" in warned.stderr
+    assert "line " in warned.stderr and "PW-in-payload" not in warned.stderr
+    clean = await asyncio.to_thread(_redact, str(in_payload), "-o", str(tmp_path / "b.jsonl"),
+                                    "--payloads")
+    assert clean.returncode == 0 and "warning" not in clean.stderr, clean.stderr
+
+    failed = await asyncio.to_thread(_redact, str(in_header), "-o", str(tmp_path / "c.jsonl"))
+    assert failed.returncode == 1, failed.stderr
+    lines = [n for n, line in enumerate((tmp_path / "c.jsonl").read_text().splitlines(), 1)
+             if "PW-in-header" in line]
+    assert lines and f"line {lines[0]}: 'password'" in failed.stderr
+    assert "do not share it" in failed.stderr and "PW-in-header" not in failed.stderr

@@ -203,10 +203,10 @@ class AdminUIBridge:
         elif kind == model.EIO_UPGRADE:
             self._upgrade(client)
         elif kind == model.SIO_CONNECT:
-            auth: dict[str, Any] = {"fingerprint": rec.get("auth")}
-            if rec.get("auth_keys"):
-                auth["keys"] = list(rec.get("auth_keys"))
-            client.auth[nsp] = auth
+            # The handshake's auth as the Admin UI shows it: the record's, values fingerprinted.
+            auth = rec.get("auth")
+            client.auth[nsp] = auth if isinstance(auth, dict) else \
+                {} if auth is None else {"fingerprint": auth}
         elif kind == model.SIO_CONNECT_OK and rec.sio_sid is not None:
             self._socket_connected(client, nsp, rec.sio_sid, rec.ts)
         elif kind == model.SIO_CONNECT_ERROR:
@@ -253,7 +253,7 @@ class AdminUIBridge:
         if old is not None and old != sio_sid:
             self._socket_gone(client, nsp, "replaced by a new connection", ts)
         sock = Socket(id=sio_sid, nsp=nsp, client=client, connected=ts,
-                       auth=client.auth.pop(nsp, {"fingerprint": None}), rooms=[sio_sid])
+                       auth=client.auth.pop(nsp, {}), rooms=[sio_sid])
         client.sockets[nsp] = sio_sid
         self._sockets[(nsp, sio_sid)] = sock
         self._nsps[nsp] = None

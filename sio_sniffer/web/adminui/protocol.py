@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sio_sniffer import model
-from sio_sniffer.model import Record, fingerprint, is_secret_header, redact_params, redact_url
+from sio_sniffer.model import Record, fingerprint, redact_header, redact_params, redact_url
 
 NAMESPACE = "/admin"
 # The features the Admin UI knows (typed-events.ts): the write ones (EMIT, JOIN, LEAVE,
@@ -145,7 +145,7 @@ def handshake_headers(raw: Sequence[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in raw:
         key = name.lower()
-        value = fingerprint(value) if is_secret_header(key) else value
+        value = redact_header(key, value)
         out[key] = f"{out[key]}, {value}" if key in out else value
     return out
 
