@@ -33,6 +33,8 @@ class ObserverConfig:
     show_secrets: bool = False
     ui: tuple[str, int] | None = None
     admin_ui: AdminUIOptions | None = None
+    metrics: tuple[str, int] | None = None  # --metrics HOST:PORT
+    process_mode: str = "two-process"  # for the build info metric
 
 
 @dataclass
