@@ -1,14 +1,19 @@
-"""Rigs the tests share: a real Sniffer judging in front of an upstream, and the server scripts
-of the tests (Node or Python), each of which prints its port once it listens."""
+"""Rigs the tests share: a real Sniffer judging in front of an upstream, the server scripts of
+the tests (Node or Python, each prints its port once it listens), and `sio-sniffer proxy` as a
+user runs it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.capture import CaptureWriter
@@ -76,3 +81,35 @@ async def listening(*argv: str) -> AsyncIterator[str]:
     finally:
         process.kill()
         await process.wait()
+
+
+async def start_proxy(*args: str) -> asyncio.subprocess.Process:
+    """`sio-sniffer proxy ARGS` in a child process, returned once it says it listens."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sio_sniffer", "proxy", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    line = await asyncio.wait_for(proc.stderr.readline(), 20)
+    assert b"listening on" in line, line
+    return proc
+
+
+async def stop_proxy(proc: asyncio.subprocess.Process) -> int:
+    """SIGTERM, as a user's Ctrl-C or a service manager; the exit code."""
+    proc.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(proc.wait(), 20)
+
+
+async def until(check: Callable[[], Any], timeout: float = 10) -> None:
+    """Wait for a file-visible condition (the log is flushed on the sniffer's 100 ms tick)."""
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(poll(), timeout)
+
+
+def log_lines(path: Path) -> list[dict[str, Any]]:
+    """A JSON log file as dicts (an absent file has none)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]

@@ -104,10 +104,14 @@ class Latencies:
     def __init__(self, size: int) -> None:
         self.samples: deque[float] = deque(maxlen=size)
         self.count = 0
+        # Hears every sample (a metrics histogram): the percentiles here keep only the last N.
+        self.listener: Callable[[float], None] | None = None
 
     def add(self, value: float) -> None:
         self.samples.append(value)
         self.count += 1
+        if self.listener is not None:
+            self.listener(value)
 
     def describe(self) -> dict[str, Any]:
         if not self.samples:

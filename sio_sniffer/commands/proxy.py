@@ -74,6 +74,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-ui-static", metavar="PATH",
                    help="also serve an installed @socket.io/admin-ui build (its ui/dist) at / "
                         "of the --admin-ui port, so no internet is needed")
+    p.add_argument("--metrics", type=parse_ui_address, metavar="[HOST:]PORT",
+                   help="serve Prometheus metrics at /metrics and a health report at /healthz "
+                        "here (host defaults to 127.0.0.1; any other host requires the token "
+                        "printed at start, as a Bearer token)")
     p.add_argument("--observer-buffer", type=options.positive_mib, default=DEFAULT_LIMIT // MIB,
                    metavar="MIB",
                    help=f"copies of traffic the relay may hold for the observer process while it "
@@ -127,7 +131,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                              quiet_heartbeats=args.quiet_heartbeats, verbose=args.verbose),
         capture=args.capture, capture_rotate=args.capture_rotate,
         show_secrets=args.show_secrets, secret_names=tuple(args.secret_name), ui=args.ui,
-        admin_ui=_admin_ui(args), cluster=cluster)
+        admin_ui=_admin_ui(args), cluster=cluster, metrics=args.metrics,
+        process_mode="single-process" if args.single_process else "two-process")
     return RunConfig(sniffer=sniffer, observer=observer, observer_buffer=args.observer_buffer * MIB,
                      loop=args.loop, single_process=args.single_process)
 

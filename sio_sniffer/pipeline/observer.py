@@ -125,6 +125,13 @@ class Observer:
         """Tap events queued and not yet worked off."""
         return len(self._pending)
 
+    def lag(self) -> float:
+        """Seconds the oldest copy not yet worked off has waited (0 when none waits): how far
+        the records are behind the relay."""
+        if not self._pending:
+            return 0.0
+        return max(0.0, time.time() - self._pending[0].ts)
+
     def tap(self, event: TapEvent) -> None:
         """A copy of what passed: only queued here (the caller may be the forwarding path)."""
         self._pending.append(event)

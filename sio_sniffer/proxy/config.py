@@ -36,6 +36,8 @@ class ObserverConfig:
     ui: tuple[str, int] | None = None
     admin_ui: AdminUIOptions | None = None
     cluster: ClusterConfig | None = None
+    metrics: tuple[str, int] | None = None  # --metrics HOST:PORT
+    process_mode: str = "two-process"  # for the build info metric
 
 
 @dataclass

@@ -106,6 +106,9 @@ async def serve(run: RunConfig) -> int:
             notices = await side.start()
             relay = Relay(config.upstream, config.listen, side.observer.tap,
                           ssl_listen=config.ssl_listen)
+            relayed = relay.relayed
+            side.sources.relayed = lambda: relayed
+            side.sources.relay_up = lambda: relay.serving
         else:
             worker = await _Worker.spawn(run.observer, run.loop, run.observer_buffer)
             notices = worker.notices

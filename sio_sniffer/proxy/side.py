@@ -3,6 +3,7 @@ Observer feeding them. The same in the observer process and with ``--single-proc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 import time
@@ -14,8 +15,10 @@ from sio_sniffer.model import Record, add_secret_names
 from sio_sniffer.pipeline.observer import Observer
 from sio_sniffer.proxy.config import ObserverConfig
 from sio_sniffer.sinks.jsonlog import JsonLogSink
+from sio_sniffer.sinks.metrics import Health, Metrics, Sources
 from sio_sniffer.support.files import open_private
 from sio_sniffer.web import adminui
+from sio_sniffer.web.metrics import MetricsError, MetricsServer
 
 
 class CommandError(Exception):
@@ -70,9 +73,41 @@ class ObserverSide:
         if self.admin is not None:
             sinks.append(self.admin.record)
             tap_sinks.append(self.admin.tap)
+        # The relay's figures: the owner of the relay (single process) or of the copies'
+        # channel (the observer process) points ``sources`` at them.
+        self.sources = Sources(lag=lambda: self.observer.lag(),
+                               backlog=lambda: self.observer.backlog,
+                               clients=self._clients)
+        self.health = Health(self.sources)
+        self.metrics: Metrics | None = None
+        self.metrics_server: MetricsServer | None = None
+        if config.metrics is not None or config.ui is not None:
+            sinks.append(self.health)
+        if config.metrics is not None:
+            analysis = config.analysis
+            self.metrics = Metrics(
+                self.health, mode=config.process_mode,
+                loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
+                ingest_paths=analysis.effective_ingest_paths() if analysis else ())
+            sinks.append(self.metrics)
+            metrics = self.metrics
+            self.metrics_server = MetricsServer(
+                *config.metrics, lambda: (metrics.exposition(), metrics.content_type),
+                self.health.report)
         self.observer = Observer(path=config.path, verbose=config.verbose,
                                  analysis=config.analysis, sinks=sinks, tap_sinks=tap_sinks,
                                  tick_interval=config.tick_interval, cluster=config.cluster)
+        if self.metrics is not None and self.observer.analyzer is not None:
+            # every sample of the analysis' latencies, not only the last ones it keeps
+            self.observer.analyzer.relay.latency.listener = self.metrics.relay_latency.observe
+            self.observer.analyzer.pairing.ack_latency.listener = \
+                self.metrics.ack_latency.observe
+
+    def _clients(self) -> list[tuple[str, str]]:
+        analyzer = self.observer.analyzer
+        if analyzer is None:
+            return []
+        return [(s.role(), s.transport or "unknown") for s in analyzer.sessions.open.values()]
 
     async def start(self) -> list[str]:
         """Start the observer and the pages; the lines that say where the pages are."""
@@ -85,8 +120,11 @@ class ObserverSide:
                 await self.admin.start()
             if self.ui is not None:
                 self.ui.use_analysis(self.observer.analyzer)
+                self.ui.serve_health(self.health.report)
                 await self.ui.start()
-        except (adminui.AdminUIError, UIError) as exc:
+            if self.metrics_server is not None:
+                await self.metrics_server.start()
+        except (adminui.AdminUIError, UIError, MetricsError) as exc:
             await self.close()
             raise CommandError(str(exc)) from exc
         notices = []
@@ -95,6 +133,10 @@ class ObserverSide:
         if self.admin is not None:
             page = f"{self.admin.url}/" if self.admin.static_dir else "https://admin.socket.io"
             notices.append(f"Admin UI server {self.admin.url} (open {page})")
+        if self.metrics_server is not None:
+            token = self.metrics_server.token
+            notices.append(f"metrics at {self.metrics_server.url}" + (
+                f" (send 'Authorization: Bearer {token}')" if token else ""))
         return notices
 
     def print_rooms(self) -> None:
@@ -114,6 +156,8 @@ class ObserverSide:
             await self.admin.stop()
         if self.ui is not None:
             await self.ui.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         self.log.close(time.time())
         if self.capture is not None:
             self.capture.close()

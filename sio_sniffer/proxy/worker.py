@@ -38,6 +38,11 @@ class _PipeReader(asyncio.Protocol):
         self.side = side
         self.reader = ChannelReader(side.observer.tap, BODY_LIMIT)
         self.done = asyncio.get_running_loop().create_future()
+        reader = self.reader
+        side.sources.relayed = lambda: reader.relayed
+        side.sources.dropped = lambda: reader.dropped
+        # the relay closes the pipe when it stops (or dies)
+        side.sources.relay_up = lambda: not self.done.done()
         self.transport: asyncio.ReadTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -199,6 +199,10 @@ class ChannelReader:
     def __init__(self, on_event: Callable[[TapEvent], None], body_limit: int) -> None:
         self._on_event = on_event
         self._body_limit = body_limit
+        # What the relay forwarded per direction, as far as copies of it arrived, and the bytes
+        # of copies it dropped (the metrics read both)
+        self.relayed: dict[Direction, int] = {"in": 0, "out": 0}
+        self.dropped = 0
         self._taps: dict[str, ConnectionTap] = {}
         self._buf = bytearray()
         self._ts = 0.0
@@ -210,7 +214,7 @@ class ChannelReader:
         tap = self._taps.get(conn)
         if tap is None:
             tap = self._taps[conn] = ConnectionTap(conn, self._on_event, self._body_limit,
-                                                   self._clock)
+                                                   self._clock, self.relayed)
         return tap
 
     def feed(self, data: bytes) -> None:
@@ -243,6 +247,7 @@ class ChannelReader:
             if isinstance(event, ConnClose):
                 self._taps.pop(conn, None)
         elif op == OP_GAP:
+            self.dropped += int(payload)
             tap = self._tap(conn)
             tap.mode = {"in": "raw", "out": "raw"}
             tap.emit(TapError(

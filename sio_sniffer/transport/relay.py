@@ -191,7 +191,7 @@ class _Link:
         self.relay = relay
         self.conn = conn
         self.tap: TapLike = relay.tap_factory(conn) if relay.tap_factory is not None else \
-            ConnectionTap(conn, relay.on_event, relay.tap_body_limit, time.time)
+            ConnectionTap(conn, relay.on_event, relay.tap_body_limit, time.time, relay.relayed)
         self.client: _Side = _ClientSide(self)
         self.server: _Side | None = None
         self.connecting: asyncio.Task[None] | None = None
@@ -434,6 +434,9 @@ class Relay:
         self.on_event = on_event
         self.tap_body_limit = tap_body_limit
         self.tap_factory = tap_factory
+        # bytes forwarded per direction, as the in-process taps saw them (a tap_factory's
+        # channel counts its own)
+        self.relayed: dict[Direction, int] = {"in": 0, "out": 0}
         self.bound: list[tuple[str, int]] = []
         self.links: set[_Link] = set()
         self.idle = asyncio.Event()
@@ -481,6 +484,11 @@ class Relay:
         if not self._servers:
             raise OSError(errno.EADDRNOTAVAIL,
                           f"none of the listen addresses is available: {self.listen}")
+
+    @property
+    def serving(self) -> bool:
+        """Listening: started and not stopped."""
+        return bool(self._servers)
 
     async def stop(self) -> None:
         """Stop listening and drop every relayed connection."""

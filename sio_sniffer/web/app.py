@@ -21,3 +21,10 @@ async def serve_app(app: web.Application, host: str, port: int,
         await runner.cleanup()
         raise
     return runner, int(runner.addresses[0][1])
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header: ``[::1]:80`` -> ``::1``, ``LocalHost:80`` -> ``localhost``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()

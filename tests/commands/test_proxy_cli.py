@@ -17,33 +17,7 @@ import socketio
 
 from sio_sniffer.bench import process_tree
 from tests.conftest import free_port
-
-
-async def _start_proxy(*args: str) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sio_sniffer", "proxy", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    assert proc.stderr is not None
-    line = await asyncio.wait_for(proc.stderr.readline(), 20)
-    assert b"listening on" in line, line
-    return proc
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(proc.wait(), 20)
-
-
-async def _until(check: Any, timeout: float = 10) -> None:
-    """Wait for a file-visible condition (the log is flushed on the sniffer's 100 ms tick)."""
-    async def poll() -> None:
-        while not check():
-            await asyncio.sleep(0.05)
-    await asyncio.wait_for(poll(), timeout)
-
-
-def _log(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+from tests.rigs import log_lines, start_proxy, stop_proxy, until
 
 
 async def test_upstream_down_gives_502_and_says_so(tmp_path: Path) -> None:
@@ -52,7 +26,7 @@ async def test_upstream_down_gives_502_and_says_so(tmp_path: Path) -> None:
     dead = free_port()
     port = free_port()
     log = tmp_path / "log.jsonl"
-    proc = await _start_proxy("--listen", f"127.0.0.1:{port}",
+    proc = await start_proxy("--listen", f"127.0.0.1:{port}",
                               "--upstream", f"http://127.0.0.1:{dead}", "--log", str(log))
     try:
         async with aiohttp.ClientSession() as http, \
@@ -62,11 +36,11 @@ async def test_upstream_down_gives_502_and_says_so(tmp_path: Path) -> None:
         assert body.count("\n") <= 1 and f"127.0.0.1:{dead}" in body
         assert body.startswith("sio-sniffer: ")  # the sniffer's own answer, not the server's
     finally:
-        assert await _stop(proc) == 0
-    errors = [r for r in _log(log) if r["event"] == "upstream_error"]
+        assert await stop_proxy(proc) == 0
+    errors = [r for r in log_lines(log) if r["event"] == "upstream_error"]
     assert errors and errors[0]["reason"] == \
         f"upstream refused connection at http://127.0.0.1:{dead}: is the server running?"
-    assert _log(log)[-1]["event"] == "summary"
+    assert log_lines(log)[-1]["event"] == "summary"
 
 
 async def test_port_in_use_exits_2_with_the_fix() -> None:
@@ -109,7 +83,7 @@ async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_facto
     port = free_port()
     log = tmp_path / "log.jsonl"
     capture = tmp_path / "cap.jsonl"
-    proc = await _start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", server.url,
+    proc = await start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", server.url,
                               "--log", str(log), "--capture", str(capture), *mode)
     processes = process_tree(proc.pid)
     assert len(processes) == (1 if "--single-process" in mode else 2)
@@ -122,13 +96,13 @@ async def test_proxy_command_logs_a_real_session(tmp_path: Path, py_server_facto
         assert await asyncio.wait_for(got.get(), 10) == {"n": 1}
         await client.disconnect()
         proc.send_signal(signal.SIGUSR1)
-        await _until(lambda: log.exists() and '"event":"rooms"' in log.read_text())
+        await until(lambda: log.exists() and '"event":"rooms"' in log.read_text())
         assert proc.stderr is not None  # the rooms reach the terminal too
         said = await asyncio.wait_for(proc.stderr.readline(), 10)
         assert b"inferred room(s)" in said, said
     finally:
-        assert await _stop(proc) == 0
-    lines = _log(log)
+        assert await stop_proxy(proc) == 0
+    lines = log_lines(log)
     kinds = [r["event"] for r in lines]
     assert "eio.open" in kinds and "sio.connect_ok" in kinds
     assert any(r["event"] == "sio.event" and r["name"] == "pong_you" and r["dir"] == "out"
@@ -151,7 +125,7 @@ async def test_observer_behind_past_its_buffer_drops_copies_not_traffic(
 
     port = free_port()
     log = tmp_path / "log.jsonl"
-    proc = await _start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", server.url,
+    proc = await start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", server.url,
                               "--log", str(log), "--observer-buffer", "1")
     (observer,) = [pid for pid in process_tree(proc.pid) if pid != proc.pid]
     got: asyncio.Queue[Any] = asyncio.Queue()
@@ -172,11 +146,11 @@ async def test_observer_behind_past_its_buffer_drops_copies_not_traffic(
     finally:
         if frozen:
             os.kill(observer, signal.SIGCONT)
-        assert await _stop(proc) == 0
+        assert await stop_proxy(proc) == 0
     assert proc.stderr is not None
     said = (await proc.stderr.read()).decode()
     assert "the observer process fell behind:" in said and "--observer-buffer" in said
-    gaps = [r for r in _log(log) if r["event"] == "decode_error"
+    gaps = [r for r in log_lines(log) if r["event"] == "decode_error"
             and "fell behind" in r.get("reason", "")]
     assert gaps and "forwarding was not affected" in gaps[0]["reason"]
 

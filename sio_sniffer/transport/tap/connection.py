@@ -34,8 +34,13 @@ class ConnectionTap:
         emit: Callable[[TapEvent], None],
         body_limit: int,
         clock: Callable[[], float],
+        relayed: dict[Direction, int] | None = None,
     ) -> None:
         self.conn = conn
+        # Bytes forwarded per direction, shared by every connection of one relay or channel
+        # (the metrics' bytes relayed); counted before parsing, so raw mode counts too.
+        self._relayed: dict[Direction, int] = relayed if relayed is not None else \
+            {"in": 0, "out": 0}
         self._emit_fn = emit
         self._clock = clock
         self._body_limit = body_limit
@@ -56,6 +61,7 @@ class ConnectionTap:
 
     def data(self, dir: Direction, data: bytes) -> None:
         """A copy of ``data``, already forwarded in direction ``dir``."""
+        self._relayed[dir] += len(data)
         mode = self.mode[dir]
         if mode == "raw":
             return

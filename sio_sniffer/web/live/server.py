@@ -29,8 +29,9 @@ from aiohttp import WSMsgType, web
 
 from sio_sniffer.model import Record
 from sio_sniffer.model.addresses import is_loopback
-from sio_sniffer.web.app import serve_app
+from sio_sniffer.web.app import host_name, serve_app
 from sio_sniffer.web.live.state import UNLISTED, Note, ViewState
+from sio_sniffer.web.metrics import HealthReport, health_handler
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
@@ -204,6 +205,10 @@ class LiveUI:
         query = f"?token={self.token}" if self.token else ""
         return f"http://{shown}:{port}/{query}"
 
+    def serve_health(self, report: HealthReport) -> None:
+        """Answer ``GET /healthz`` too (before ``start``)."""
+        self.app.router.add_get("/healthz", health_handler(report))
+
     def make_app(self) -> web.Application:
         """The aiohttp application (mountable elsewhere; ``start`` runs it on its own)."""
         app = web.Application(middlewares=[self._guard])
@@ -250,7 +255,7 @@ class LiveUI:
     async def _guard(self, request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                      ) -> web.StreamResponse:
-        if self.token is None and not is_loopback(_host_name(request.host)):
+        if self.token is None and not is_loopback(host_name(request.host)):
             # Without a token only loopback names are answered: a web page that points a name
             # it controls at 127.0.0.1 (DNS rebinding) would otherwise read the traffic.
             return web.Response(status=403, text="this page answers to loopback addresses only")
@@ -346,13 +351,6 @@ class LiveUI:
             for page in self._pages:
                 page.snapshot = message
                 page.wake.set()
-
-
-def _host_name(host: str) -> str:
-    """The name in a Host header: ``[::1]:80`` -> ``::1``, ``LocalHost:80`` -> ``localhost``."""
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
 
 
 def _records(items: list[bytes], dropped: int) -> str:
