@@ -22,13 +22,13 @@ import socketio
 from aiohttp import web
 from playwright.async_api import async_playwright
 
+from sio_sniffer.diagnostics.browser import CHROMIUM, CHROMIUM_ARGS
 from sio_sniffer.model import fingerprint
 from sio_sniffer.testing import free_port
 from tests.paths import NODE_MODULES
 from tests.reliability.test_process import proxy
 from tests.transport.relay_peers import NodeProcess
 from tests.web.adminui.adminui_peers import admin_client
-from tests.web.live.ui_peers import CHROMIUM_ARGS
 
 OWN_NAMES = ("x-tenant", "^pin$")  # the user's own, via --secret-name
 SECRET_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "X-Auth-Token",
@@ -115,8 +115,8 @@ async def _browser(url: str, har: Path) -> None:
     page_query = f"token={_value('web', 'token')}&jwt={_jwt('web')}" \
                  f"&session={_value('web', 'session')}&auth={_value('web', 'auth.token')}"
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                            args=CHROMIUM_ARGS)
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM,
+                                            args=list(CHROMIUM_ARGS))
         context = await chromium.new_context(record_har_path=str(har))
         await context.add_cookies([
             {"name": "sessionid", "value": _value("web", "sessionid"), "url": url},
