@@ -12,10 +12,10 @@ from typing import Any
 
 from sio_sniffer.capture import CaptureReader
 from sio_sniffer.replay import build_script
-from tests.paths import ROOT
+from tests.paths import NODE_DIR
 from tests.rigs import NODE_ENV, TIMEOUT
 
-DASHBOARD = ROOT / "tests" / "replay" / "dashboard_client.js"
+DASHBOARD = NODE_DIR / "dashboard_client.js"
 
 
 def _plain(value: Any) -> Any:
@@ -34,7 +34,7 @@ async def test_serve_plays_the_capture_to_a_dashboard_in_order(captured: Path) -
     payloads (binary included), at the captured timing scaled by --speed; Ctrl-C ends it."""
     script = build_script(CaptureReader(captured))
     source = max(script.clients.values(), key=lambda c: len(c.expected))
-    want = [{"event": o.name, "args": _plain(o.args)} for o in source.expected
+    want = [{"event": "received", "name": o.name, "args": _plain(o.args)} for o in source.expected
             if o.kind == "event" and o.nsp == "/"]
     assert len(want) >= 5
     served = await asyncio.create_subprocess_exec(
@@ -50,8 +50,11 @@ async def test_serve_plays_the_capture_to_a_dashboard_in_order(captured: Path) -
         dashboard = await asyncio.create_subprocess_exec(
             "node", str(DASHBOARD), url, env=NODE_ENV, stdout=asyncio.subprocess.PIPE)
         assert dashboard.stdout is not None
-        got = [json.loads(await asyncio.wait_for(dashboard.stdout.readline(), TIMEOUT))
-               for _ in want]
+        got: list[Any] = []
+        while len(got) < len(want):
+            line = json.loads(await asyncio.wait_for(dashboard.stdout.readline(), TIMEOUT))
+            if line["event"] != "connect":
+                got.append(line)
         assert got == want
         served.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(served.communicate(), TIMEOUT)

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sio_sniffer import __version__
 from tests.conftest import free_port
+from tests.paths import NODE_DIR
 from tests.rigs import NODE_ENV, TIMEOUT, log_lines, node_server, start_proxy, stop_proxy, until
 
 HERE = Path(__file__).resolve().parent
@@ -62,8 +63,10 @@ def _py_setup(sio: socketio.AsyncServer, app: web.Application) -> None:
 @contextlib.asynccontextmanager
 async def node_dashboard(url: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
     """A socket.io-client that only listens; its lines, once it is connected."""
-    proc = await asyncio.create_subprocess_exec("node", str(HERE / "dashboard_client.js"), url,
-                                                env=NODE_ENV, stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(NODE_DIR / "dashboard_client.js"), url,
+        json.dumps({"reconnection": False, "transports": ["websocket"]}),
+        env=NODE_ENV, stdout=asyncio.subprocess.PIPE)
     lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def read() -> None:
@@ -73,7 +76,7 @@ async def node_dashboard(url: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]
 
     reader = asyncio.create_task(read())
     try:
-        assert "connected" in await asyncio.wait_for(lines.get(), TIMEOUT)
+        assert (await asyncio.wait_for(lines.get(), TIMEOUT))["event"] == "connect"
         yield lines
     finally:
         proc.kill()
