@@ -1,9 +1,10 @@
 """The loopback rule, one for every listener (proxy, live page, Admin UI, metrics, serve,
 replay --serve, dashboard-test).
 
-A loopback address is reachable only from this machine, so a page served there needs no token;
+A loopback address is reachable only from this machine, so a listener there needs nothing;
 anything else (0.0.0.0, a LAN address, a host name other than ``localhost``) may be reachable by
-others, and the listener then asks for credentials.
+others, and :func:`bind_policy` then asks for the listener's protection (a token, the Admin UI's
+credentials, or ``--allow-remote``) and :meth:`BindPolicy.notice` is the line it prints at start.
 """
 
 from __future__ import annotations
