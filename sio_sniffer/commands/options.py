@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from typing import TYPE_CHECKING
 
 from sio_sniffer.model import add_secret_names
-from sio_sniffer.model.addresses import DEFAULT_HOST
+from sio_sniffer.model.addresses import ALLOW_REMOTE_FLAG, DEFAULT_HOST, UI_TOKEN_ENV
 
 if TYPE_CHECKING:
     from sio_sniffer.analysis import AnalysisConfig
@@ -39,6 +40,21 @@ def parse_ui_address(value: str) -> tuple[str, int]:
     """``PORT``, ``:PORT``, ``HOST:PORT`` or ``[V6]:PORT``; the host defaults to 127.0.0.1."""
     host, port = split_host_port(value, "8767, 127.0.0.1:8767 or [::1]:8767")
     return host or DEFAULT_HOST, port
+
+
+def add_remote_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """``--allow-remote``: the opt-in a Socket.IO listener (``what``) needs off loopback."""
+    p.add_argument(ALLOW_REMOTE_FLAG, action="store_true",
+                   help=f"let {what} listen on an address that is not loopback (127.0.0.0/8, "
+                        "::1): its clients are served without a token, so anyone who reaches "
+                        "it is")
+
+
+def add_ui_token_argument(p: argparse.ArgumentParser) -> None:
+    """``--ui-token``: the token the live page (and --metrics) ask for."""
+    p.add_argument("--ui-token", metavar="TOKEN", default=os.environ.get(UI_TOKEN_ENV) or None,
+                   help=f"the token the live page and --metrics ask for (default ${UI_TOKEN_ENV}; "
+                        "off loopback one is made up and printed when none is given)")
 
 
 def add_secret_name_argument(p: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from sio_sniffer.cluster import ClusterConfig, ClusterError
 from sio_sniffer.cluster.link import DEFAULT_ADAPTER_CHANNELS
 from sio_sniffer.commands import options
 from sio_sniffer.commands.options import parse_ui_address, split_host_port
+from sio_sniffer.model.addresses import RemoteBindRefused, bind_policy
 from sio_sniffer.pipeline.sniffer import DEFAULT_PORT, DEFAULT_UPSTREAM, ProxyConfig, default_listen
 from sio_sniffer.proxy.config import ObserverConfig, RunConfig
 from sio_sniffer.sinks.jsonlog import LogFilter
@@ -65,10 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     p.add_argument("--ui", type=parse_ui_address, metavar="[HOST:]PORT",
                    help="serve the live page here (host defaults to 127.0.0.1; any other host "
-                        "requires the token printed at start)")
+                        "asks for a token: --ui-token, else one printed at start)")
+    options.add_ui_token_argument(p)
     p.add_argument("--admin-ui", type=parse_ui_address, metavar="[HOST:]PORT",
                    help="serve the official Socket.IO Admin UI protocol (/admin) here, "
-                        "read-only, fed by what the sniffer sees (default host 127.0.0.1)")
+                        "read-only, fed by what the sniffer sees (default host 127.0.0.1; any "
+                        "other host needs --admin-ui-user and --admin-ui-password)")
     p.add_argument("--admin-ui-user", metavar="NAME", help="Admin UI login name")
     p.add_argument("--admin-ui-password", metavar="PASSWORD", help="Admin UI login password")
     p.add_argument("--admin-ui-static", metavar="PATH",
@@ -76,8 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "of the --admin-ui port, so no internet is needed")
     p.add_argument("--metrics", type=parse_ui_address, metavar="[HOST:]PORT",
                    help="serve Prometheus metrics at /metrics and a health report at /healthz "
-                        "here (host defaults to 127.0.0.1; any other host requires the token "
-                        "printed at start, as a Bearer token)")
+                        "here (host defaults to 127.0.0.1; any other host asks for a Bearer token: "
+                        "--ui-token, else one printed at start)")
     p.add_argument("--observer-buffer", type=options.positive_mib, default=DEFAULT_LIMIT // MIB,
                    metavar="MIB",
                    help=f"copies of traffic the relay may hold for the observer process while it "
@@ -95,6 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an adapter channel to read (repeatable; a * makes it a pattern; "
                         f"default {' and '.join(DEFAULT_ADAPTER_CHANNELS)}: python-socketio's "
                         "and Node @socket.io/redis-adapter's)")
+    options.add_remote_arguments(p, "the proxy")
     p.add_argument("--loop", choices=LOOPS, default="auto",
                    help="event loop (default auto: uvloop when installed, else asyncio)")
     p.add_argument("--single-process", action="store_true",
@@ -114,6 +118,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if upstream is None:
         upstream = f"http://127.0.0.1:{profile.upstream_port}" \
             if profile and profile.upstream_port else DEFAULT_UPSTREAM
+    _check_listeners(args, listen)
     cluster = _cluster(args, listen, profile)
     if cluster is not None:
         analysis = dataclasses.replace(analysis, cluster_node=cluster.node)
@@ -131,10 +136,21 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                              quiet_heartbeats=args.quiet_heartbeats, verbose=args.verbose),
         capture=args.capture, capture_rotate=args.capture_rotate,
         show_secrets=args.show_secrets, secret_names=tuple(args.secret_name), ui=args.ui,
-        admin_ui=_admin_ui(args), cluster=cluster, metrics=args.metrics,
+        admin_ui=_admin_ui(args), cluster=cluster, metrics=args.metrics, ui_token=args.ui_token,
         process_mode="single-process" if args.single_process else "two-process")
     return RunConfig(sniffer=sniffer, observer=observer, observer_buffer=args.observer_buffer * MIB,
-                     loop=args.loop, single_process=args.single_process)
+                     loop=args.loop, single_process=args.single_process,
+                     allow_remote=args.allow_remote)
+
+
+def _check_listeners(args: argparse.Namespace, listen: list[tuple[str, int]]) -> None:
+    """The loopback rule for every listener of the run, before anything starts
+    (RemoteBindRefused, naming the fix)."""
+    for host, _ in listen:
+        bind_policy(host, "proxy", "opt-in", allow_remote=args.allow_remote)
+    if args.admin_ui is not None:
+        bind_policy(args.admin_ui[0], "Admin UI bridge", "credentials",
+                    credentials=args.admin_ui_user is not None)
 
 
 def _cluster(args: argparse.Namespace, listen: list[tuple[str, int]],
@@ -173,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = build_config(args)
-    except (ConfigError, OSError, ssl.SSLError, ArgumentsError) as exc:
+    except (ConfigError, OSError, ssl.SSLError, ArgumentsError, RemoteBindRefused) as exc:
         say(str(exc))
         return 2
     return proxy_run.run(config)

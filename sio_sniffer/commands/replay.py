@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 
 from sio_sniffer.capture import CaptureError
-from sio_sniffer.commands.options import parse_ui_address
+from sio_sniffer.commands.options import add_remote_arguments, parse_ui_address
+from sio_sniffer.model.addresses import BindPolicy, RemoteBindRefused, bind_policy
 from sio_sniffer.replay import (
     Script,
     ServedCapture,
@@ -54,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8765", type=parse_ui_address,
                         help="[HOST:]PORT for --serve (default 127.0.0.1:8765; port 0: any "
                         "free one, printed)")
+    add_remote_arguments(parser, "--serve")
     parser.add_argument("--client", help="with --serve: the captured Engine.IO sid to play "
                         "(default: the client that received the most events)")
     parser.epilog = ("Captures written without --show-secrets keep only fingerprints of "
@@ -83,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
             return 2
     speed = None if args.as_fast_as_possible else args.speed
     if args.serve:
-        return asyncio.run(_serve(script, args.listen, args.client, speed))
+        try:
+            policy = bind_policy(args.listen[0], "replayed server", "opt-in",
+                                 allow_remote=args.allow_remote)
+        except RemoteBindRefused as exc:
+            print(f"sio-sniffer replay: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_serve(script, args.listen, args.client, speed, policy))
     if not args.target:
         print("sio-sniffer replay: give --target URL (or --serve)", file=sys.stderr)
         return 2
@@ -108,13 +116,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(script: Script, listen: tuple[str, int], client: str | None,
-                 speed: float | None) -> int:
+                 speed: float | None, policy: BindPolicy) -> int:
     try:
         served = ServedCapture(script, client, speed)
     except CaptureError as exc:
         print(f"sio-sniffer replay: {exc}", file=sys.stderr)
         return 2
     await served.start(*listen)
+    exposed = policy.notice(served.port)
+    if exposed is not None:
+        print(f"sio-sniffer replay: {exposed}", file=sys.stderr, flush=True)
     print(f"sio-sniffer replay: serving the captured server side on {served.url}",
           file=sys.stderr, flush=True)
     try:

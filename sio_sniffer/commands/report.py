@@ -45,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "its ingest still answers it (default 0.05: what is left of the "
                              "hosts' clock difference after correcting it)")
     parser.add_argument("--ui", type=parse_ui_address, metavar="[HOST:]PORT",
-                        help="show the files in the live page served here until Ctrl-C")
+                        help="show the files in the live page served here until Ctrl-C "
+                             "(any host but loopback asks for a token: --ui-token, else one "
+                             "printed at start)")
+    options.add_ui_token_argument(parser)
 
 
 def _clock_offset(value: str) -> tuple[str, float]:
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if args.ui is not None:
             from sio_sniffer.web.live.offline import offline_ui
 
-            ui = offline_ui(args.ui, args.files)
+            ui = offline_ui(args.ui, args.files, token=args.ui_token)
         report = build_report(inputs, path=args.path, analysis=analysis,
                               sink=ui.sink if ui is not None else None)
     except (CaptureError, OSError, ValueError) as exc:

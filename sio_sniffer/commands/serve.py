@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 
+from sio_sniffer.commands.options import add_remote_arguments
 from sio_sniffer.diagnostics.server import (
     DEFAULT_TOKEN,
     FAULT_PRESETS,
@@ -19,6 +20,7 @@ from sio_sniffer.diagnostics.server import (
     DiagnosticServer,
     combine_faults,
 )
+from sio_sniffer.model.addresses import BindPolicy, RemoteBindRefused, bind_policy
 from sio_sniffer.sinks.jsonlog import JsonLogSink, stdout_binary
 from sio_sniffer.support.shutdown import stop_event
 
@@ -35,16 +37,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault", action="append", default=[], choices=sorted(FAULT_PRESETS),
                         help="break the server on purpose (repeatable)")
     parser.add_argument("--pretty", action="store_true", help="render the log for a terminal")
+    add_remote_arguments(parser, "the server")
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; the log goes to stdout as JSON lines, notices to stderr."""
+    try:
+        policy = bind_policy(args.host, "diagnostic server", "opt-in",
+                             allow_remote=args.allow_remote)
+    except RemoteBindRefused as exc:
+        print(f"sio-sniffer serve: {exc}", file=sys.stderr)
+        return 2
     token = args.token or os.environ.get(TOKEN_ENV) or DEFAULT_TOKEN
     sink = JsonLogSink(stdout_binary(), pretty=args.pretty, flush_each=True)
     server = DiagnosticServer(args.layout, args.host, args.port, token=token,
                               faults=combine_faults(args.fault), sinks=[sink])
     try:
-        asyncio.run(_serve(server))
+        asyncio.run(_serve(server, policy))
     except OSError as exc:
         print(f"sio-sniffer serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
               f" (is another server on that port? pick another with --port)", file=sys.stderr)
@@ -54,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(server: DiagnosticServer) -> None:
+async def _serve(server: DiagnosticServer, policy: BindPolicy) -> None:
     await server.start()
+    exposed = policy.notice(server.port)
+    if exposed is not None:
+        print(f"sio-sniffer serve: {exposed}", file=sys.stderr, flush=True)
     faults = server.faults.active()
     print(f"sio-sniffer serve: {server.layout} layout on {server.url} "
           f"(namespaces {', '.join(server.namespaces)}; hook POSTs to {INGEST_PATH})"

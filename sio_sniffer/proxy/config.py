@@ -37,6 +37,7 @@ class ObserverConfig:
     admin_ui: AdminUIOptions | None = None
     cluster: ClusterConfig | None = None
     metrics: tuple[str, int] | None = None  # --metrics HOST:PORT
+    ui_token: str | None = None  # --ui-token: asked by the live page and --metrics
     process_mode: str = "two-process"  # for the build info metric
 
 
@@ -49,3 +50,4 @@ class RunConfig:
     observer_buffer: int = DEFAULT_LIMIT  # bytes of copies the relay may hold for the observer
     loop: str = "auto"
     single_process: bool = False
+    allow_remote: bool = False  # --allow-remote: clients may connect from other machines

@@ -16,6 +16,7 @@ import pickle
 import signal
 import sys
 
+from sio_sniffer.model.addresses import RemoteBindRefused, bind_policy
 from sio_sniffer.proxy.config import ObserverConfig, RunConfig
 from sio_sniffer.proxy.side import CommandError, ObserverSide, say
 from sio_sniffer.support import loops
@@ -101,6 +102,8 @@ async def serve(run: RunConfig) -> int:
     side: ObserverSide | None = None
     worker: _Worker | None = None
     try:
+        for host, _ in config.listen:  # the commands checked already; a caller of run() too
+            bind_policy(host, "proxy", "opt-in", allow_remote=run.allow_remote)
         if run.single_process:
             side = ObserverSide(run.observer)
             notices = await side.start()
@@ -115,7 +118,7 @@ async def serve(run: RunConfig) -> int:
             relay = Relay(config.upstream, config.listen, lambda _: None,
                           ssl_listen=config.ssl_listen, tap_factory=worker.channel.tap)
         await relay.start()
-    except (CommandError, PortInUseError, ValueError) as exc:
+    except (CommandError, PortInUseError, ValueError, RemoteBindRefused) as exc:
         say(str(exc))
         if side is not None:
             await side.close()
@@ -125,6 +128,10 @@ async def serve(run: RunConfig) -> int:
     listening = ", ".join(format_addr(h, p) for h, p in relay.bound)
     say(f"listening on {listening}, upstream {config.upstream} "
          "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)")
+    for host, port in relay.bound:
+        exposed = bind_policy(host, "proxy", "opt-in", allow_remote=run.allow_remote).notice(port)
+        if exposed is not None:
+            say(exposed)
     for notice in notices:
         say(notice)
     stop = stop_event()

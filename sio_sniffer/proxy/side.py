@@ -63,7 +63,8 @@ class ObserverSide:
         if config.ui is not None:
             from sio_sniffer.web.live import LiveUI
 
-            self.ui = LiveUI(*config.ui, title=f"sio-sniffer: {config.upstream}")
+            self.ui = LiveUI(*config.ui, token=config.ui_token,
+                             title=f"sio-sniffer: {config.upstream}")
             sinks.append(self.ui.sink)
         try:
             self.admin = None if config.admin_ui is None else \
@@ -93,7 +94,7 @@ class ObserverSide:
             metrics = self.metrics
             self.metrics_server = MetricsServer(
                 *config.metrics, lambda: (metrics.exposition(), metrics.content_type),
-                self.health.report)
+                self.health.report, token=config.ui_token)
         self.observer = Observer(path=config.path, verbose=config.verbose,
                                  analysis=config.analysis, sinks=sinks, tap_sinks=tap_sinks,
                                  tick_interval=config.tick_interval, cluster=config.cluster)
@@ -127,7 +128,12 @@ class ObserverSide:
         except (adminui.AdminUIError, UIError, MetricsError) as exc:
             await self.close()
             raise CommandError(str(exc)) from exc
-        notices = []
+        notices = [n for n in (
+            self.admin.policy.notice(self.admin.bound[1]) if self.admin and self.admin.bound
+            else None,
+            self.ui.policy.notice(self.ui.port) if self.ui is not None else None,
+            self.metrics_server.policy.notice(self.metrics_server.port)
+            if self.metrics_server is not None else None) if n is not None]
         if self.ui is not None:
             notices.append(f"live page at {self.ui.url}")
         if self.admin is not None:

@@ -10,6 +10,7 @@ import socketio
 from aiohttp import web
 
 from sio_sniffer.capture import CaptureError
+from sio_sniffer.model.addresses import show_address
 from sio_sniffer.replay.script import Observed, Script
 from sio_sniffer.web.app import serve_app
 
@@ -35,6 +36,7 @@ class ServedCapture:
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
+        self.port = 0
         # Per namespace: each captured event and its delay after the captured CONNECT answer.
         self._timeline: dict[str, list[tuple[float, Observed]]] = {}
         for obs in self.source.expected:
@@ -44,7 +46,8 @@ class ServedCapture:
 
     async def start(self, host: str, port: int) -> None:
         self._runner, bound = await serve_app(self.app, host, port)
-        self.url = f"http://{host}:{bound}"
+        self.port = bound
+        self.url = f"http://{show_address(host, bound)}"
 
     async def stop(self) -> None:
         for task in list(self._tasks):

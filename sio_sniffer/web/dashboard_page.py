@@ -22,7 +22,7 @@ import orjson
 from aiohttp import web
 
 from sio_sniffer.model import fingerprint
-from sio_sniffer.model.addresses import DEFAULT_SERVER_URL
+from sio_sniffer.model.addresses import DEFAULT_SERVER_URL, bind_policy
 from sio_sniffer.web.app import serve_app
 
 STATIC_DIR = Path(__file__).resolve().parent / "dashboard_static"
@@ -176,6 +176,9 @@ class DashboardPage:
             raise ValueError(f"client {client!r}: choose one of {', '.join(CLIENTS)}")
         self.target = target
         self.namespaces = tuple(dict.fromkeys(namespaces))
+        # The page hands the --token to the browser: loopback only (the one rule: a page that
+        # cannot ask for a token of its own is not served to other machines).
+        self.policy = bind_policy(host, "dashboard-test page", "opt-in")
         self.host = host
         self.port = port
         self.reports: dict[str, PageReport] = {}

@@ -11,15 +11,13 @@ credentials``, or ``?token=``), and without one only loopback Host names are ans
 from __future__ import annotations
 
 import errno
-import hmac
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from sio_sniffer.model.addresses import is_loopback
+from sio_sniffer.model.addresses import bind_policy
 from sio_sniffer.web.app import host_name, serve_app
 
 Exposition = Callable[[], tuple[bytes, str]]  # body and content type
@@ -40,13 +38,15 @@ def health_handler(report: HealthReport) -> Callable[[web.Request], Awaitable[we
 
 
 class MetricsServer:
-    """``MetricsServer(host, port, exposition, health)``; ``await start()``, ``url``, ``stop()``."""
+    """``MetricsServer(host, port, exposition, health, token=None)``; ``await start()``, ``url``,
+    ``stop()``. A token is asked for when given or when ``host`` is not loopback (made up then)."""
 
     def __init__(self, host: str, port: int, exposition: Exposition,
-                 health: HealthReport) -> None:
+                 health: HealthReport, token: str | None = None) -> None:
         self.host = host
         self.port = port
-        self.token = None if is_loopback(host) else secrets.token_urlsafe(18)
+        self.policy = bind_policy(host, "metrics listener", "token", token=token)
+        self.token = self.policy.token
         self._exposition = exposition
         self._runner: web.AppRunner | None = None
         self.app = web.Application(middlewares=[self._guard])
@@ -76,16 +76,14 @@ class MetricsServer:
     async def _guard(self, request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                      ) -> web.StreamResponse:
-        if self.token is None:
-            if not is_loopback(host_name(request.host)):
-                # a page that points a name it controls at 127.0.0.1 (DNS rebinding) is refused
-                return web.Response(status=403, text="this listener answers to loopback "
-                                    "addresses only")
-            return await handler(request)
         auth = request.headers.get("Authorization", "")
         offered = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else \
-            request.query.get("token", "")
-        if not hmac.compare_digest(offered.encode(), self.token.encode()):
+            request.query.get("token")
+        status = self.policy.admits(host_name(request.host), offered)
+        if status == 403:
+            return web.Response(status=403, text="this listener answers to loopback "
+                                "addresses only")
+        if status == 401:
             return web.Response(status=401, text="a token is required: send the one sio-sniffer "
                                 "printed at start as 'Authorization: Bearer TOKEN'")
         return await handler(request)

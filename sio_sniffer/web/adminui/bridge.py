@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sio_sniffer import model
 from sio_sniffer.model import Record
-from sio_sniffer.model.addresses import is_loopback
+from sio_sniffer.model.addresses import RemoteBindRefused, bind_policy
 from sio_sniffer.model.tap import ConnClose, ConnOpen, HttpRequest, TapEvent, WsOpen
 from sio_sniffer.web.adminui.options import HOSTED_UI, AdminUIError, AdminUIOptions
 from sio_sniffer.web.adminui.protocol import (
@@ -81,6 +81,11 @@ class AdminUIBridge:
                  report: Callable[[str], None] = _stderr) -> None:
         if (username is None) != (password is None):
             raise AdminUIError("the Admin UI needs both a username and a password, or neither")
+        try:
+            self.policy = bind_policy(host, "Admin UI bridge", "credentials",
+                                      credentials=username is not None)
+        except RemoteBindRefused as exc:
+            raise AdminUIError(str(exc)) from None
         self.host = host
         self.port = port
         self.username = username
@@ -148,10 +153,6 @@ class AdminUIBridge:
         self.bound = (self.host, port)
         self._started = time.monotonic()
         self._ticker = asyncio.create_task(self._tick_loop())
-        if not is_loopback(self.host) and self.username is None:
-            self._report(f"sio-sniffer: the Admin UI bridge on {self.url} has no credentials: "
-                         "anyone who reaches it sees all traffic (set --admin-ui-user and "
-                         "--admin-ui-password)")
 
     async def stop(self) -> None:
         if self._ticker is not None:

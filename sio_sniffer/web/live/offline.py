@@ -18,11 +18,12 @@ from sio_sniffer.web.live.server import LiveUI, UIError
 OFFLINE_BUFFER = 100_000
 
 
-def offline_ui(address: tuple[str, int], files: Sequence[str]) -> LiveUI:
+def offline_ui(address: tuple[str, int], files: Sequence[str], token: str | None = None
+               ) -> LiveUI:
     """A page that keeps (and hands to browsers) up to ``OFFLINE_BUFFER`` loaded records."""
     host, port = address
     title = "sio-sniffer: " + ", ".join(Path(f).name for f in files)
-    return LiveUI(host, port, mode="offline", title=title, history=OFFLINE_BUFFER,
+    return LiveUI(host, port, token, mode="offline", title=title, history=OFFLINE_BUFFER,
                   page_buffer=OFFLINE_BUFFER)
 
 
@@ -38,6 +39,9 @@ def serve(ui: LiveUI, status: int) -> int:
 
 async def _serve(ui: LiveUI) -> None:
     await ui.start()
+    exposed = ui.policy.notice(ui.port)
+    if exposed is not None:
+        print(f"sio-sniffer report: {exposed}", file=sys.stderr, flush=True)
     print(f"sio-sniffer report: {ui.records} records loaded; page at {ui.url} "
           "(Ctrl-C to stop)", file=sys.stderr, flush=True)
     stop = stop_event()

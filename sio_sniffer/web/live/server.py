@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hmac
-import secrets
 import socket
 import time
 from collections import deque
@@ -28,7 +26,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from sio_sniffer.model import Record
-from sio_sniffer.model.addresses import is_loopback
+from sio_sniffer.model.addresses import bind_policy
 from sio_sniffer.web.app import host_name, serve_app
 from sio_sniffer.web.live.state import UNLISTED, Note, ViewState
 from sio_sniffer.web.metrics import HealthReport, health_handler
@@ -112,9 +110,8 @@ class LiveUI:
                  clock: Callable[[], float] = time.time) -> None:
         self.host = host
         self.port = port
-        if token is None and not is_loopback(host):
-            token = secrets.token_urlsafe(18)
-        self.token = token
+        self.policy = bind_policy(host, "live page", "token", token=token)
+        self.token = self.policy.token
         self.mode = mode
         self.title = title
         self.max_args = max_args
@@ -255,19 +252,19 @@ class LiveUI:
     async def _guard(self, request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                      ) -> web.StreamResponse:
-        if self.token is None and not is_loopback(host_name(request.host)):
+        given = request.query.get("token")
+        offered = given if given is not None else request.cookies.get(self._cookie)
+        status = self.policy.admits(host_name(request.host), offered)
+        if status == 403:
             # Without a token only loopback names are answered: a web page that points a name
             # it controls at 127.0.0.1 (DNS rebinding) would otherwise read the traffic.
             return web.Response(status=403, text="this page answers to loopback addresses only")
         origin = request.headers.get("Origin")
         if origin is not None and origin.split("://", 1)[-1] != request.host:
             return web.Response(status=403, text="cross-origin requests are refused")
-        given = request.query.get("token")
-        if self.token is not None:
-            offered = given if given is not None else request.cookies.get(self._cookie, "")
-            if not hmac.compare_digest(offered.encode(), self.token.encode()):
-                return web.Response(status=401, text="a token is required: open the URL "
-                                    "sio-sniffer printed at start (it ends in ?token=...)")
+        if status == 401:
+            return web.Response(status=401, text="a token is required: open the URL "
+                                "sio-sniffer printed at start (it ends in ?token=...)")
         response = await handler(request)
         if self.token is not None and given is not None and not response.prepared:
             response.set_cookie(self._cookie, self.token, httponly=True, samesite="Strict",
