@@ -123,13 +123,14 @@ async def _serve(script: Script, listen: tuple[str, int], client: str | None,
         print(f"sio-sniffer replay: {exc}", file=sys.stderr)
         return 2
     await served.start(*listen)
+    stop = stop_event()  # before the lines saying it is up: a stop on them exits cleanly
     exposed = policy.notice(served.port)
     if exposed is not None:
         print(f"sio-sniffer replay: {exposed}", file=sys.stderr, flush=True)
     print(f"sio-sniffer replay: serving the captured server side on {served.url}",
           file=sys.stderr, flush=True)
     try:
-        await stop_event().wait()  # Ctrl-C or SIGTERM: stop serving, exit 0 as `serve` does
+        await stop.wait()  # Ctrl-C or SIGTERM: stop serving, exit 0 as `serve` does
     finally:
         await served.stop()
     return 0

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(server: DiagnosticServer, policy: BindPolicy) -> None:
     await server.start()
+    stop = stop_event()  # before the lines saying it is up: a stop on them exits cleanly
     exposed = policy.notice(server.port)
     if exposed is not None:
         print(f"sio-sniffer serve: {exposed}", file=sys.stderr, flush=True)
@@ -72,7 +73,6 @@ async def _serve(server: DiagnosticServer, policy: BindPolicy) -> None:
     print(f"sio-sniffer serve: {server.layout} layout on {server.url} "
           f"(namespaces {', '.join(server.namespaces)}; hook POSTs to {INGEST_PATH})"
           + (f"; faults: {', '.join(faults)}" if faults else ""), file=sys.stderr, flush=True)
-    stop = stop_event()
     try:
         await stop.wait()
     finally:

@@ -125,6 +125,14 @@ async def serve(run: RunConfig) -> int:
         if worker is not None:
             await worker.finish()
         return 2
+    # The handlers are in place before the first line says the proxy is up: a supervisor that
+    # stops it on that line gets a clean exit, not a death by SIGTERM.
+    stop = stop_event()
+    loop = asyncio.get_running_loop()
+    rooms = side.print_rooms if side is not None else \
+        lambda: worker.signal(signal.SIGUSR1) if worker is not None else None
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        loop.add_signal_handler(signal.SIGUSR1, rooms)
     listening = ", ".join(format_addr(h, p) for h, p in relay.bound)
     say(f"listening on {listening}, upstream {config.upstream} "
          "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)")
@@ -134,12 +142,6 @@ async def serve(run: RunConfig) -> int:
             say(exposed)
     for notice in notices:
         say(notice)
-    stop = stop_event()
-    loop = asyncio.get_running_loop()
-    rooms = side.print_rooms if side is not None else \
-        lambda: worker.signal(signal.SIGUSR1) if worker is not None else None
-    with contextlib.suppress(AttributeError, NotImplementedError):
-        loop.add_signal_handler(signal.SIGUSR1, rooms)
     await stop.wait()
     await relay.stop()
     if side is not None:

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from sio_sniffer.model import fingerprint
 from sio_sniffer.model.addresses import DEFAULT_SERVER_URL, bind_policy
-from sio_sniffer.web.app import serve_app
+from sio_sniffer.web.app import host_name, serve_app
 
 STATIC_DIR = Path(__file__).resolve().parent / "dashboard_static"
 STATIC_FILES = ("sio-client.js", "dashboard.js", "dashboard.css")
@@ -233,6 +233,11 @@ class DashboardPage:
                                 headers={"Cache-Control": "no-store"})
 
     async def _config_json(self, request: web.Request) -> web.Response:
+        # The config carries the --token: not for a page that reached us under a name that is not
+        # loopback (a name pointed at 127.0.0.1 by someone else's page: DNS rebinding).
+        if self.policy.admits(host_name(request.host), None) != 200:
+            raise web.HTTPForbidden(text="sio-sniffer: the dashboard-test page answers only "
+                                         "requests addressed to a loopback name\n")
         return web.json_response(self._config, headers={"Cache-Control": "no-store"})
 
     async def _static(self, request: web.Request) -> web.StreamResponse:

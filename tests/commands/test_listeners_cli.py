@@ -144,3 +144,21 @@ def test_dashboard_test_page_is_loopback_only() -> None:
     assert not DashboardPage("http://127.0.0.1:8765").policy.remote
     with pytest.raises(RemoteBindRefused, match="--allow-remote"):
         DashboardPage("http://127.0.0.1:8765", host="0.0.0.0")
+
+
+async def test_dashboard_test_config_is_not_given_to_a_foreign_host_name() -> None:
+    """The page's config (it carries --token) is served to a loopback Host, and refused with 403
+    to any other name, though the request reached 127.0.0.1 (a rebound DNS name)."""
+    page = DashboardPage("http://127.0.0.1:8765", auth={"token": "s3cret"})
+    await page.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{page.url}config.json") as response:
+                assert response.status == 200
+                assert (await response.json())["auth"] == {"token": "s3cret"}
+            async with http.get(f"{page.url}config.json",
+                                headers={"Host": f"attacker.example:{page.port}"}) as response:
+                assert response.status == 403
+                assert "s3cret" not in await response.text()
+    finally:
+        await page.stop()
