@@ -96,7 +96,6 @@ class LogFile:
     def write(self, data: bytes) -> int:
         if self._file is None:
             self._open()
-        lines = data.splitlines(keepends=True)
         done = 0
         try:
             if self.rotate_bytes is None:
@@ -104,7 +103,8 @@ class LogFile:
                 return len(data)
             batch: list[bytes] = []
             size = 0
-            for line in lines:
+            # b"\n" only: bytes.splitlines would cut at a carriage return too
+            for line in _lines(data):
                 if self._size + size > 0 and self._size + size + len(line) > self.rotate_bytes:
                     self._write_all(b"".join(batch))
                     done += len(batch)
@@ -144,6 +144,14 @@ class LogFile:
             file, self._file = self._file, None
             with contextlib.suppress(OSError):
                 file.close()
+
+
+def _lines(data: bytes) -> list[bytes]:
+    lines = [line + b"\n" for line in data.split(b"\n")]
+    last = lines.pop()
+    if last != b"\n":
+        lines.append(last[:-1])  # an unterminated tail stays as it was
+    return lines
 
 
 def _fix(exc: OSError) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -79,6 +80,18 @@ async def test_sighup_reopens_the_log(tmp_path: Path, py_server_factory: Any, mo
     assert sorted(_told(log)) == list(range(20, 50))
     assert log_lines(log)[-1]["event"] == model.SUMMARY
     assert _private(log)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_sighup_without_a_log_file_stops_cleanly(mode: str) -> None:
+    """Logging to standard output there is nothing to reopen: SIGHUP is the terminal hanging up,
+    and the proxy stops as on SIGTERM, its log ending with the summary."""
+    proc = await start_proxy("--listen", f"127.0.0.1:{free_port()}", *MODES[mode])
+    proc.send_signal(signal.SIGHUP)
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+    assert proc.stdout is not None
+    lines = (await proc.stdout.read()).splitlines()
+    assert json.loads(lines[-1])["event"] == model.SUMMARY
 
 
 async def test_log_rotate_numbers_the_files(tmp_path: Path, py_server_factory: Any) -> None:
@@ -186,11 +199,11 @@ def test_rotation_never_splits_a_line(tmp_path: Path) -> None:
     has a part to itself."""
     path = tmp_path / "log"
     log = LogFile(path, rotate_bytes=100)
-    lines = [b"a" * 40, b"b" * 40, b"c" * 250, b"d" * 10, b"e" * 95]
+    lines = [b"a" * 40, b"b\rb" * 13, b"c" * 250, b"d" * 10, b"e" * 95]
     log.write(b"".join(line + b"\n" for line in lines))
     log.close()
-    assert [p.read_bytes().splitlines() for p in log.paths] == [
-        [b"a" * 40, b"b" * 40], [b"c" * 250], [b"d" * 10], [b"e" * 95]]
+    assert [p.read_bytes().split(b"\n")[:-1] for p in log.paths] == [
+        [b"a" * 40, b"b\rb" * 13], [b"c" * 250], [b"d" * 10], [b"e" * 95]]
     assert log.paths == [path, *(tmp_path / f"log.{n}" for n in (1, 2, 3))]
 
 
