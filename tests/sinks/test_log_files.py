@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,14 @@ def test_reopen_where_the_file_cannot_be_made(tmp_path: Path) -> None:
             (folder / "log").read_bytes().splitlines()] == [2]
     assert [json.loads(line)["args"][0]["n"] for line in
             (tmp_path / "old").read_bytes().splitlines()] == [0]
+
+
+async def test_log_rotate_needs_a_log_file() -> None:
+    """--log-rotate without --log FILE: one sentence naming the fix, exit code 2."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sio_sniffer", "proxy", "--listen", f"127.0.0.1:{free_port()}",
+        "--log-rotate", "1000", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 2
+    assert err.decode() == "sio-sniffer: --log-rotate needs --log FILE (standard output is not " \
+        "rotated)\n"
