@@ -21,6 +21,7 @@ from sio_sniffer import __version__
 from sio_sniffer.capture.format import FORMAT, VERSION, event_to_dict, record_to_dict
 from sio_sniffer.model import Record, iso_ts, json_default
 from sio_sniffer.model.tap import TapEvent
+from sio_sniffer.support.files import OWNER_ONLY, numbered
 
 OnProblem = Callable[[str], None]
 
@@ -72,7 +73,7 @@ class CaptureWriter:
 
     def segment_path(self, n: int) -> Path:
         """Where segment ``n`` goes: the given path, then ``<path>.1``, ``<path>.2``, ..."""
-        return self.path if n == 0 else self.path.with_name(f"{self.path.name}.{n}")
+        return numbered(self.path, n)
 
     def header(self) -> dict[str, Any]:
         """The first line of every segment."""
@@ -86,7 +87,7 @@ class CaptureWriter:
     def _open_segment(self) -> None:
         path = self.segment_path(self.segment)
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_ONLY)
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
             self._fd = None

@@ -42,7 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"the real server (default {DEFAULT_UPSTREAM}; claude-mpm profile: :8766)")
     p.add_argument("--path", default="/socket.io/", help="Engine.IO path (default /socket.io/)")
     options.add_analysis_arguments(p)
-    p.add_argument("--log", metavar="FILE", help="write the JSON log here (default stdout)")
+    p.add_argument("--log", metavar="FILE",
+                   help="write the JSON log here (default stdout), created 0600 and appended "
+                        "to; SIGHUP reopens it (for logrotate's postrotate)")
+    p.add_argument("--log-rotate", type=options.positive_int, metavar="BYTES",
+                   help="start a new log file (FILE.1, FILE.2, ...) past this size")
     p.add_argument("--pretty", action="store_true", help="render records for a terminal")
     p.add_argument("--max-payload-log", type=int, default=2048, metavar="BYTES",
                    help="truncate logged args to this many bytes (default 2048)")
@@ -119,6 +123,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         upstream = f"http://127.0.0.1:{profile.upstream_port}" \
             if profile and profile.upstream_port else DEFAULT_UPSTREAM
     _check_listeners(args, listen)
+    if args.log_rotate is not None and args.log is None:
+        raise ArgumentsError("--log-rotate needs --log FILE (standard output is not rotated)")
     cluster = _cluster(args, listen, profile)
     if cluster is not None:
         analysis = dataclasses.replace(analysis, cluster_node=cluster.node)
@@ -130,7 +136,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                           ssl_listen=ssl_listen, analysis=analysis)
     observer = ObserverConfig(
         upstream=upstream, path=args.path, verbose=args.verbose, analysis=analysis,
-        tick_interval=sniffer.tick_interval, log=args.log, pretty=args.pretty,
+        tick_interval=sniffer.tick_interval, log=args.log, log_rotate=args.log_rotate,
+        pretty=args.pretty,
         max_payload_log=args.max_payload_log,
         log_filter=LogFilter(nsp=tuple(args.nsp), name=tuple(args.name), dir=args.dir,
                              quiet_heartbeats=args.quiet_heartbeats, verbose=args.verbose),

@@ -26,6 +26,7 @@ class ObserverConfig:
     analysis: AnalysisConfig | None = None
     tick_interval: float = 0.1
     log: str | None = None  # None: standard output
+    log_rotate: int | None = None  # --log-rotate BYTES: LOG.1, LOG.2, ... past this size
     pretty: bool = False
     max_payload_log: int = 2048
     log_filter: LogFilter = field(default_factory=LogFilter)

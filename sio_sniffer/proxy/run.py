@@ -101,6 +101,22 @@ async def serve(run: RunConfig) -> int:
     config = run.sniffer
     side: ObserverSide | None = None
     worker: _Worker | None = None
+    stop: asyncio.Event | None = None
+
+    def hangup() -> None:
+        """SIGHUP: reopen ``--log FILE`` where it is written (here, or the observer process);
+        without one it is the terminal hanging up, and the proxy stops as on SIGTERM."""
+        if run.observer.log is None:
+            if stop is not None:
+                stop.set()
+        elif side is not None:
+            side.reopen_log()
+        elif worker is not None:
+            worker.signal(signal.SIGHUP)
+
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         for host, _ in config.listen:  # the commands checked already; a caller of run() too
             bind_policy(host, "proxy", "opt-in", allow_remote=run.allow_remote)
@@ -128,14 +144,14 @@ async def serve(run: RunConfig) -> int:
     # The handlers are in place before the first line says the proxy is up: a supervisor that
     # stops it on that line gets a clean exit, not a death by SIGTERM.
     stop = stop_event()
-    loop = asyncio.get_running_loop()
     rooms = side.print_rooms if side is not None else \
         lambda: worker.signal(signal.SIGUSR1) if worker is not None else None
     with contextlib.suppress(AttributeError, NotImplementedError):
         loop.add_signal_handler(signal.SIGUSR1, rooms)
     listening = ", ".join(format_addr(h, p) for h, p in relay.bound)
     say(f"listening on {listening}, upstream {config.upstream} "
-         "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms)")
+         "(Ctrl-C to stop; SIGUSR1 prints the inferred rooms"
+         + ("; SIGHUP reopens the log)" if run.observer.log is not None else ")"))
     for host, port in relay.bound:
         exposed = bind_policy(host, "proxy", "opt-in", allow_remote=run.allow_remote).notice(port)
         if exposed is not None:

@@ -4,7 +4,6 @@ Observer feeding them. The same in the observer process and with ``--single-proc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from typing import IO, Any
@@ -14,9 +13,8 @@ from sio_sniffer.capture import CaptureWriter
 from sio_sniffer.model import Record, add_secret_names
 from sio_sniffer.pipeline.observer import Observer
 from sio_sniffer.proxy.config import ObserverConfig
-from sio_sniffer.sinks.jsonlog import JsonLogSink
+from sio_sniffer.sinks.jsonlog import JsonLogSink, LogFile
 from sio_sniffer.sinks.metrics import Health, Metrics, Sources
-from sio_sniffer.support.files import open_private
 from sio_sniffer.web import adminui
 from sio_sniffer.web.metrics import MetricsError, MetricsServer
 
@@ -29,10 +27,10 @@ def say(message: str) -> None:
     print(f"sio-sniffer: {message}", file=sys.stderr, flush=True)
 
 
-def _open_log(path: str | None) -> IO[bytes]:
+def _open_log(path: str | None, rotate_bytes: int | None) -> IO[bytes] | LogFile:
     if path is None:
         return sys.stdout.buffer
-    return open_private(path, append=True)
+    return LogFile(path, rotate_bytes)
 
 
 class ObserverSide:
@@ -43,7 +41,7 @@ class ObserverSide:
         # The policy is per process: the observer process applies the patterns it was handed.
         add_secret_names(config.secret_names)
         try:
-            self.stream = _open_log(config.log)
+            self.stream = _open_log(config.log, config.log_rotate)
         except OSError as exc:
             raise CommandError(f"cannot open the log file {config.log}: "
                                f"{exc.strerror or exc}") from exc
@@ -155,6 +153,10 @@ class ObserverSide:
             + (", everyone on the namespace" if room.get("everyone") else "")
             for room in rooms))
 
+    def reopen_log(self) -> None:
+        """SIGHUP: reopen ``--log FILE`` at its path (logrotate moved the old file away)."""
+        self.log.reopen()
+
     async def close(self) -> None:
         """Work off what is queued; the analysis' rooms and summary records end log and capture."""
         await self.observer.finish()
@@ -167,9 +169,7 @@ class ObserverSide:
         self.log.close(time.time())
         if self.capture is not None:
             self.capture.close()
-        if self.config.log is not None:
-            # a full disk keeps the unwritten tail in the file buffer; that was reported already
-            with contextlib.suppress(OSError):
-                self.stream.close()
+        if isinstance(self.stream, LogFile):
+            self.stream.close()
 
 

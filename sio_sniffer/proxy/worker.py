@@ -5,9 +5,10 @@ Started by the proxy command with two file descriptors: one it reads its typed
 :class:`~sio_sniffer.proxy.config.ObserverConfig` from (the command line is parsed once, in the
 relay process), one on which it answers "ready" (or, in one sentence, why it cannot start). It
 runs at a lower CPU priority than the relay: under load, forwarding and the peers come first and
-the records follow. It ignores SIGINT and SIGTERM (a terminal's Ctrl-C reaches the whole process
-group): it ends when the relay closes the pipe, after working off everything it was sent, so the
-log and capture end with the analysis' summary even when the relay was interrupted.
+the records follow. It ignores SIGINT, SIGTERM and SIGHUP (a terminal's Ctrl-C or hang-up reaches
+the whole process group): it ends when the relay closes the pipe, after working off everything it
+was sent, so the log and capture end with the analysis' summary even when the relay was
+interrupted. The SIGHUP the relay passes on reopens ``--log FILE``, which is written here.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class _PipeReader(asyncio.Protocol):
 
 
 async def _run(config: ObserverConfig, ready_fd: int) -> int:
+    loop = asyncio.get_running_loop()
     with os.fdopen(ready_fd, "wb") as ready:
         try:
             side = ObserverSide(config)
@@ -76,10 +78,12 @@ async def _run(config: ObserverConfig, ready_fd: int) -> int:
         except (CommandError, OSError, ssl.SSLError) as exc:
             ready.write(str(exc).encode())
             return 2
+        # before "ready": from then on the relay may pass these on
+        with contextlib.suppress(AttributeError, NotImplementedError):
+            loop.add_signal_handler(signal.SIGUSR1, side.print_rooms)
+            if config.log is not None:
+                loop.add_signal_handler(signal.SIGHUP, side.reopen_log)
         ready.write("\n".join(["ready", *notices]).encode())
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(AttributeError, NotImplementedError):
-        loop.add_signal_handler(signal.SIGUSR1, side.print_rooms)
     _, protocol = await loop.connect_read_pipe(lambda: _PipeReader(side), sys.stdin.buffer)
     await protocol.done
     await side.close()
@@ -88,7 +92,7 @@ async def _run(config: ObserverConfig, ready_fd: int) -> int:
 
 def main() -> int:
     ready_fd, config_fd, loop = sys.argv[1:]
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
