@@ -36,6 +36,7 @@ OTHER = "other"
 # make a series per user): the first ones seen get their own label value, the rest `other`.
 MAX_NAMES = 100
 MAX_NAMESPACES = 20
+MAX_EVENT_CHILDREN = 4 * MAX_NAMES  # (dir, nsp, name) keys whose counter child is kept at hand
 # A session that opens from the same host and user agent within this long of one closing is
 # counted as a reconnect; older ones are forgotten (bounded).
 RECONNECT_WINDOW = 60.0
@@ -229,13 +230,23 @@ class Metrics:
         self._ingest_paths = frozenset(p.rstrip("/") for p in ingest_paths)
         self._names = _Bounded(MAX_NAMES)
         self._nsps = _Bounded(MAX_NAMESPACES)
+        # (dir, nsp, name) as the records say them -> the counter's child: every event passes
+        # here, and ``labels()`` (validation, a lock, a tuple) was most of the sink's time.
+        # Bounded like the label values: past it, the slow path (same counts).
+        self._event_children: dict[tuple[str | None, str | None, str | None], Any] = {}
         self._reconnects = _Reconnects()
 
     def __call__(self, record: Record) -> None:
         kind = record.event
         if kind == model.SIO_EVENT:
-            self.events.labels(record.dir or "", self._nsps(record.nsp or "/"),
-                               self._names(record.name or "")).inc()
+            key = (record.dir, record.nsp, record.name)
+            child = self._event_children.get(key)
+            if child is None:
+                child = self.events.labels(record.dir or "", self._nsps(record.nsp or "/"),
+                                           self._names(record.name or ""))
+                if len(self._event_children) < MAX_EVENT_CHILDREN:
+                    self._event_children[key] = child
+            child.inc()
         elif kind == model.FLAG:
             flag = str(record.get("flag"))
             self.flags.labels(flag).inc()
