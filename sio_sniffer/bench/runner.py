@@ -128,7 +128,7 @@ class Bench:
                   scrapes[0] if scraper is not None else None)
         self.runs.append(run)
         self.say(f"{work.name} #{rep + 1} {target:15} {describe_run(work, run)}"
-                 + (f", {run.scrapes} scrapes" if run.scrapes is not None else ""))
+                 + (f", scraped {run.scrapes}x" if run.scrapes is not None else ""))
 
     @staticmethod
     async def _scrape_along(url: str, done: list[int]) -> None:
@@ -205,6 +205,9 @@ async def bench(args: BenchConfig, out: IO[str], err: IO[str]) -> int:
     out.write(f"{command.strip()}\npeers: {peers.describe()}; sniffer: python -m sio_sniffer "
               f"proxy (decoding, analysis, JSON log to a file; {args.sniffer_loop} loop); "
               f"{info['cpus']} CPUs, Python {info['python']}\n")
+    if args.metrics_ab:
+        out.write(f"{METRICS_TARGET}: the same sniffer with --metrics 127.0.0.1:0, its /metrics "
+                  f"scraped every {SCRAPE_INTERVAL:g} s during its runs\n")
     if peers.note:
         out.write(f"note: {peers.note}\n")
     out.write(render_table(rows, args.markdown) + "\n")
