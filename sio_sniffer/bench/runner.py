@@ -112,6 +112,10 @@ class Bench:
         scraper = None
         scrapes = [0]
         if proxy is not None and proxy.metrics_url is not None:
+            # once before the clients start (so even a run shorter than the interval has one),
+            # then along the run
+            await scrape(proxy.metrics_url)
+            scrapes[0] += 1
             scraper = asyncio.get_running_loop().create_task(
                 self._scrape_along(proxy.metrics_url, scrapes))
         try:
@@ -132,11 +136,11 @@ class Bench:
 
     @staticmethod
     async def _scrape_along(url: str, done: list[int]) -> None:
-        """Scrape ``url`` now and every SCRAPE_INTERVAL until cancelled, counting the scrapes."""
+        """Scrape ``url`` every SCRAPE_INTERVAL until cancelled, counting the scrapes."""
         while True:
+            await asyncio.sleep(SCRAPE_INTERVAL)
             await scrape(url)
             done[0] += 1
-            await asyncio.sleep(SCRAPE_INTERVAL)
 
 
 def machine() -> dict[str, Any]:
