@@ -7,7 +7,8 @@ runs a Socket.IO server and its clients as separate processes (Node ``socket.io`
 otherwise), and the sniffer as its own process too (``python -m sio_sniffer proxy``, with full
 decoding, analysis and the JSON log written to a file, the way users run it), so neither the
 clients' load nor the bench itself shares the sniffer's event loop. Runs alternate direct and
-through the sniffer (and mitmproxy, when asked), and the table gives medians and per-pair ratios
+through the sniffer (and, when asked, a second sniffer serving ``--metrics`` and scraped every
+second, and mitmproxy), and the table gives medians and per-pair ratios
 with their spread, because these machines are noisy.
 
 Modules: :mod:`.workloads` (the scenarios), :mod:`.processes` (running the peers, the sniffer
@@ -33,6 +34,7 @@ from sio_sniffer.bench.table import Row, render_table, summarize
 from sio_sniffer.bench.workloads import (
     DEFAULT_SOAK_RATE,
     DEFAULT_WORKLOADS,
+    METRICS_TARGET,
     WORKLOADS,
     BenchConfig,
     Run,
@@ -40,8 +42,8 @@ from sio_sniffer.bench.workloads import (
     build_workloads,
 )
 
-__all__ = ["DEFAULT_SOAK_RATE", "DEFAULT_WORKLOADS", "NODE_MODULES_ENV", "WORKLOADS", "Bench",
-           "BenchConfig",
+__all__ = ["DEFAULT_SOAK_RATE", "DEFAULT_WORKLOADS", "METRICS_TARGET", "NODE_MODULES_ENV",
+           "WORKLOADS", "Bench", "BenchConfig",
            "BenchError", "Child", "Peers", "Row", "Run", "Workload", "bench", "build_workloads",
            "cache_dir", "cpu_seconds", "find_peers", "proc_status", "process_tree",
            "render_table", "summarize", "wait_idle"]

@@ -130,6 +130,7 @@ class Child:
         self.name = name
         self.proc = proc
         self.stderr: list[str] = []
+        self.metrics_url: str | None = None  # a sniffer started with --metrics
         self._stderr_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -212,6 +213,9 @@ async def start_server(peers: Peers) -> tuple[Child, str]:
 
 
 _LISTENING = re.compile(r"listening on (?:\[[^\]]+\]|[\d.]+):(\d+)")
+_METRICS_AT = re.compile(r"metrics at (http://\S+/metrics)")
+# `--metrics-ab`: the second sniffer's listener, on a port the system picks
+METRICS_ARGS = ("--metrics", "127.0.0.1:0")
 
 
 def sniffer_argv(upstream: str, log: Path, loop: str, extra: Sequence[str]) -> list[str]:
@@ -220,10 +224,13 @@ def sniffer_argv(upstream: str, log: Path, loop: str, extra: Sequence[str]) -> l
 
 
 async def start_sniffer(upstream: str, log: Path, loop: str,
-                        extra: Sequence[str]) -> tuple[Child, str]:
-    child = await Child.start("sniffer", sniffer_argv(upstream, log, loop, extra),
-                              keep_stderr=False)
+                        extra: Sequence[str], metrics: bool = False) -> tuple[Child, str]:
+    """The sniffer and its URL, once it listens. With ``metrics``, it also serves --metrics
+    (``METRICS_ARGS``) and is returned once it said where (``Child.metrics_url``)."""
+    argv = sniffer_argv(upstream, log, loop, [*extra, *(METRICS_ARGS if metrics else ())])
+    child = await Child.start("sniffer", argv, keep_stderr=False)
     lines: list[str] = []
+    url: str | None = None
     while True:
         try:
             line = await child.stderr_line(60)
@@ -235,9 +242,25 @@ async def start_sniffer(upstream: str, log: Path, loop: str,
         lines.append(line)
         found = _LISTENING.search(line)
         if found:
+            url = f"http://127.0.0.1:{found.group(1)}"
+        served = _METRICS_AT.search(line)
+        if served:
+            child.metrics_url = served.group(1)
+        if url is not None and (not metrics or child.metrics_url is not None):
             child.stderr.extend(lines)
             child.read_stderr()
-            return child, f"http://127.0.0.1:{found.group(1)}"
+            return child, url
+
+
+async def scrape(url: str, timeout: float = 10.0) -> str:
+    """One GET of a /metrics page, as Prometheus would; its text."""
+    import aiohttp
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
+            http.get(url) as resp:
+        if resp.status != 200:
+            raise BenchError(f"{url} answered {resp.status}")
+        return await resp.text()
 
 
 async def start_mitmproxy(upstream: str) -> tuple[Child, str]:

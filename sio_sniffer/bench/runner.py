@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -17,12 +18,32 @@ from sio_sniffer.bench.processes import (
     Peers,
     find_peers,
     run_clients,
+    scrape,
     start_mitmproxy,
     start_server,
     start_sniffer,
 )
 from sio_sniffer.bench.table import describe_run, figure, render_table, summarize
-from sio_sniffer.bench.workloads import BenchConfig, Run, Workload, build_workloads
+from sio_sniffer.bench.workloads import (
+    METRICS_TARGET,
+    BenchConfig,
+    Run,
+    Workload,
+    build_workloads,
+)
+
+# `--metrics-ab`: how often the metrics sniffer is scraped during a run (Prometheus' default is
+# every 15 s to a minute; every second makes the scrapes' own cost show, if it is one)
+SCRAPE_INTERVAL = 1.0
+SNIFFERS = {"sniffer": "", METRICS_TARGET: ".metrics"}  # target -> its log's infix
+
+
+def scraped_events(text: str) -> float:
+    """The Socket.IO events a /metrics page counted (all directions, names)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "sio_sniffer_events_total")
 
 
 class Bench:
@@ -38,11 +59,13 @@ class Bench:
         server, upstream = await start_server(self.peers)
         proxies: dict[str, Child] = {}
         urls = {"direct": upstream}
-        log = logdir / f"{work.name}.log"
+        logs = {t: logdir / f"{work.name}{infix}.log" for t, infix in SNIFFERS.items()}
         try:
-            if "sniffer" in work.targets:
-                proxies["sniffer"], urls["sniffer"] = await start_sniffer(
-                    upstream, log, self.args.sniffer_loop, self.args.sniffer_args)
+            for target in SNIFFERS:
+                if target in work.targets:
+                    proxies[target], urls[target] = await start_sniffer(
+                        upstream, logs[target], self.args.sniffer_loop, self.args.sniffer_args,
+                        metrics=target == METRICS_TARGET)
             if "mitmproxy" in work.targets:
                 proxies["mitmproxy"], urls["mitmproxy"] = await start_mitmproxy(upstream)
             for rep in range(work.reps):
@@ -51,24 +74,32 @@ class Bench:
                          for i in range(len(work.targets))]
                 for target in order:
                     await self.one(work, rep, target, urls[target], proxies.get(target))
-            sniffer = proxies.get("sniffer")
-            if sniffer is not None:
+            for target in SNIFFERS:
+                sniffer = proxies.get(target)
+                if sniffer is None:
+                    continue
                 info: dict[str, Any] = dict(proc_status(sniffer.pid))
                 info["cpu_s"] = cpu_seconds(sniffer.pid)
+                if sniffer.metrics_url is not None:
+                    # the metrics counted what went through: the sink really ran
+                    info["scraped_events"] = scraped_events(await scrape(sniffer.metrics_url))
                 await sniffer.stop()
+                log = logs[target]
                 info["log_mb"] = log.stat().st_size / 1e6 if log.exists() else 0.0
                 info["dropped_bytes"] = dropped_copies(sniffer.stderr)
                 if sniffer.proc.returncode not in (0, None):
                     info["exit"] = sniffer.proc.returncode
                     info["stderr"] = sniffer.stderr[-10:]
-                self.sniffer_info[work.name] = info
+                self.sniffer_info[work.name if target == "sniffer"
+                                  else f"{work.name} ({target})"] = info
         finally:
             for child in proxies.values():
                 await child.stop()
             await server.stop()
             if not self.args.keep_logs:
-                with contextlib.suppress(OSError):
-                    log.unlink()
+                for log in logs.values():
+                    with contextlib.suppress(OSError):
+                        log.unlink()
 
     async def one(self, work: Workload, rep: int, target: str, url: str,
                   proxy: Child | None) -> None:
@@ -78,12 +109,38 @@ class Bench:
             if proxy is not None:
                 rss.append({"at": event, "done": msg.get("done", 0), **proc_status(proxy.pid)})
 
-        result, connect_ms = await run_clients(self.peers, work, url, self.args.stall, sample)
+        scraper = None
+        scrapes = [0]
+        if proxy is not None and proxy.metrics_url is not None:
+            # once before the clients start (so even a run shorter than the interval has one),
+            # then along the run
+            await scrape(proxy.metrics_url)
+            scrapes[0] += 1
+            scraper = asyncio.get_running_loop().create_task(
+                self._scrape_along(proxy.metrics_url, scrapes))
+        try:
+            result, connect_ms = await run_clients(self.peers, work, url, self.args.stall,
+                                                   sample)
+        finally:
+            if scraper is not None:
+                scraper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scraper
         sample("end", {"done": result.get("deliveries", 0) // max(1, work.dashboards)})
         catch_up = await wait_idle(proxy.pid) if proxy is not None else None
-        run = Run(work.name, target, rep, result, connect_ms, rss, catch_up)
+        run = Run(work.name, target, rep, result, connect_ms, rss, catch_up,
+                  scrapes[0] if scraper is not None else None)
         self.runs.append(run)
-        self.say(f"{work.name} #{rep + 1} {target:9} {describe_run(work, run)}")
+        self.say(f"{work.name} #{rep + 1} {target:15} {describe_run(work, run)}"
+                 + (f", scraped {run.scrapes}x" if run.scrapes is not None else ""))
+
+    @staticmethod
+    async def _scrape_along(url: str, done: list[int]) -> None:
+        """Scrape ``url`` every SCRAPE_INTERVAL until cancelled, counting the scrapes."""
+        while True:
+            await asyncio.sleep(SCRAPE_INTERVAL)
+            await scrape(url)
+            done[0] += 1
 
 
 def machine() -> dict[str, Any]:
@@ -135,9 +192,12 @@ async def bench(args: BenchConfig, out: IO[str], err: IO[str]) -> int:
                 "settings": w.client_opts("", args.stall) | {"reps": w.reps,
                                                              "targets": list(w.targets)},
                 "runs": [{"target": r.target, "rep": r.rep, "connect_ms": r.connect_ms,
-                          "catch_up_s": r.catch_up_s, "rss_mb": r.rss, **r.result}
+                          "catch_up_s": r.catch_up_s, "rss_mb": r.rss, **r.result,
+                          **({"scrapes": r.scrapes} if r.scrapes is not None else {})}
                          for r in runner.runs if r.workload == w.name],
                 "sniffer_process": runner.sniffer_info.get(w.name),
+                **({"sniffer_metrics_process": runner.sniffer_info.get(
+                    f"{w.name} ({METRICS_TARGET})")} if METRICS_TARGET in w.targets else {}),
             } for w in works},
             "table": [{"workload": r.workload, "metric": r.metric, "values": r.values,
                        "compare": r.compare, "target": r.target, "verdict": r.verdict}
@@ -149,6 +209,9 @@ async def bench(args: BenchConfig, out: IO[str], err: IO[str]) -> int:
     out.write(f"{command.strip()}\npeers: {peers.describe()}; sniffer: python -m sio_sniffer "
               f"proxy (decoding, analysis, JSON log to a file; {args.sniffer_loop} loop); "
               f"{info['cpus']} CPUs, Python {info['python']}\n")
+    if args.metrics_ab:
+        out.write(f"{METRICS_TARGET}: the same sniffer with --metrics 127.0.0.1:0, its /metrics "
+                  f"scraped every {SCRAPE_INTERVAL:g} s during its runs\n")
     if peers.note:
         out.write(f"note: {peers.note}\n")
     out.write(render_table(rows, args.markdown) + "\n")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sio_sniffer.bench.workloads import Run, Workload
+from sio_sniffer.bench.workloads import METRICS_TARGET, Run, Workload
 
 # Targets from the project's performance issue, checked on every table row that has one.
 TARGET_BURST_WS = 0.7
@@ -17,6 +17,8 @@ TARGET_PACED_ADDED_P99_MS = 2.0
 TARGET_FANOUT_RSS_MB = 150.0
 TARGET_SOAK_GROWTH = 0.10
 TARGET_VS_MITMPROXY = 10.0
+# `--metrics-ab`: the burst ratio with --metrics on may fall this much below it off, at most
+TARGET_METRICS_COST = 0.05
 
 
 def describe_run(work: Workload, run: Run) -> str:
@@ -48,6 +50,18 @@ def _pairs(runs: list[Run], target: str, metric: Callable[[Run], float | None],
             by_rep.setdefault(run.rep, {})[run.target] = value
     return [combine(v[target], v["direct"]) for v in by_rep.values()
             if target in v and "direct" in v]
+
+
+def _rep_pairs(runs: list[Run], target: str,
+               metric: Callable[[Run], float | None]) -> list[tuple[int, float]]:
+    """Per repetition: (rep, target's value / direct's value)."""
+    by_rep: dict[int, dict[str, float]] = {}
+    for run in runs:
+        value = metric(run)
+        if value is not None:
+            by_rep.setdefault(run.rep, {})[run.target] = value
+    return [(rep, v[target] / v["direct"]) for rep, v in sorted(by_rep.items())
+            if target in v and v.get("direct")]
 
 
 @dataclass
@@ -115,6 +129,16 @@ def summarize(works: list[Workload], runs: list[Run],
                 rows.append(Row(work.name, "sniffer / mitmproxy", {}, {"sniffer": _spread(
                     times, 1)}, f">= {TARGET_VS_MITMPROXY:.0f} x", "ok" if times and
                     statistics.median(times) >= TARGET_VS_MITMPROXY else "MISSED"))
+            if METRICS_TARGET in ratios:
+                # per repetition, both ratios against the same direct run: on - off
+                off = dict(_rep_pairs(mine, "sniffer", rate))
+                on = dict(_rep_pairs(mine, METRICS_TARGET, rate))
+                diff = [on[rep] - off[rep] for rep in on if rep in off]
+                rows.append(Row(work.name, "ratio --metrics on - off", {}, {
+                    METRICS_TARGET: _spread(diff, 3, sign=True)},
+                    f">= -{TARGET_METRICS_COST:g}",
+                    "ok" if diff and statistics.median(diff) >= -TARGET_METRICS_COST
+                    else "MISSED"))
             catch = [r.catch_up_s for r in mine if r.target == "sniffer" and r.catch_up_s]
             if catch:
                 rows.append(Row(work.name, "log catch-up s", {"sniffer": figure(
@@ -192,7 +216,7 @@ def _closest(samples: list[dict[str, Any]], done: float) -> float | None:
     return float(value) if value is not None else None
 
 
-COLUMNS = ("direct", "sniffer", "mitmproxy")
+COLUMNS = ("direct", "sniffer", METRICS_TARGET, "mitmproxy")
 
 
 def render_table(rows: list[Row], markdown: bool) -> str:

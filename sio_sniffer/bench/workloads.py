@@ -11,6 +11,8 @@ DEFAULT_WORKLOADS = ("burst-ws", "burst-polling", "paced", "fanout", "soak")
 # is what the observer process works off on these 2-core machines while the peers and the relay
 # take their share; faster, the copies queue up in the relay and the soak measures that queue.
 DEFAULT_SOAK_RATE = 10_000.0
+# `--metrics-ab`: a second sniffer, the same but for --metrics, scraped along every run
+METRICS_TARGET = "sniffer+metrics"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class BenchConfig:
     soak_rate: float = DEFAULT_SOAK_RATE
     window: int = 2000
     against: str | None = None
+    metrics_ab: bool = False
     peers: str = "auto"
     node_modules: str | None = None
     sniffer_loop: str = "auto"
@@ -69,7 +72,7 @@ class Workload:
 
 def build_workloads(args: BenchConfig) -> list[Workload]:
     extra = ("mitmproxy",) if args.against == "mitmproxy" else ()
-    ab = ("direct", "sniffer", *extra)
+    ab = ("direct", "sniffer", *((METRICS_TARGET,) if args.metrics_ab else ()), *extra)
     out = []
     for name in args.workload:
         if name == "burst-ws":
@@ -102,3 +105,4 @@ class Run:
     connect_ms: float
     rss: list[dict[str, Any]] = field(default_factory=list)
     catch_up_s: float | None = None
+    scrapes: int | None = None  # /metrics scraped during the run (METRICS_TARGET)

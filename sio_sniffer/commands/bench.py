@@ -75,6 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--against", choices=("mitmproxy",),
                    help="also run each burst and paced workload through mitmdump (must be on "
                         "PATH)")
+    p.add_argument("--metrics-ab", action="store_true",
+                   help="also run each burst and paced workload through a second sniffer with "
+                        "--metrics, scraped every second, interleaved with the others: the "
+                        "cost of the metrics as a difference of ratios to direct")
     p.add_argument("--peers", choices=("auto", "node", "python"), default="auto",
                    help="server and client peers (default: Node if available)")
     p.add_argument("--node-modules", metavar="DIR",

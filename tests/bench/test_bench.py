@@ -132,3 +132,30 @@ def test_against_mitmproxy_without_mitmdump_is_a_clear_error(tmp_path: Path) -> 
                  "--node-modules", str(NODE_MODULES), env=env)
     assert done.returncode == 1
     assert "needs mitmdump on PATH" in done.stderr
+
+
+def test_metrics_ab_adds_a_sniffer_with_metrics_and_the_difference() -> None:
+    """`--metrics-ab` runs the burst through a second sniffer serving --metrics, scraped during
+    its runs, interleaved with direct and the plain sniffer; the table gives its ratio to direct
+    and the per-repetition difference of the two ratios (rows only, never timings)."""
+    doc = bench_json("-w", "burst-ws", "--metrics-ab", *TINY["burst-ws"])
+    work = doc["workloads"]["burst-ws"]
+    assert work["settings"]["targets"] == ["direct", "sniffer", "sniffer+metrics"]
+    runs = work["runs"]
+    assert sorted(r["target"] for r in runs) == ["direct", "sniffer", "sniffer+metrics"]
+    assert all(r["complete"] for r in runs)
+    (on,) = [r for r in runs if r["target"] == "sniffer+metrics"]
+    assert on["scrapes"] >= 1
+    assert all("scrapes" not in r for r in runs if r["target"] != "sniffer+metrics")
+    # the metrics sink counted the burst's events: the emits in, one copy per dashboard out
+    settings = work["settings"]
+    assert work["sniffer_metrics_process"]["scraped_events"] >= \
+        settings["events"] * (1 + settings["dashboards"])
+    assert work["sniffer_process"]["log_mb"] > 0
+    rows = {r["metric"]: r for r in doc["table"]}
+    burst = rows["deliveries/s"]
+    assert set(burst["values"]) == {"direct", "sniffer", "sniffer+metrics"}
+    assert burst["compare"]["sniffer+metrics"] != "-"
+    diff = rows["ratio --metrics on - off"]
+    assert set(diff["compare"]) == {"sniffer+metrics"} and diff["target"] == ">= -0.05"
+    float(diff["compare"]["sniffer+metrics"])  # one repetition: the difference itself

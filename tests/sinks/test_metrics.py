@@ -208,3 +208,22 @@ def _logged(lines: list[dict[str, Any]]) -> dict[str, Any]:
                                if r["event"] == "flag" and r["flag"] == "lost")),
         "decode_errors": float(sum(r["event"] == "decode_error" for r in lines)),
     }
+
+
+def test_latency_histogram_renders_as_prometheus_clients_histogram() -> None:
+    """The sink's lock-free latency histogram is scraped exactly as prometheus_client's
+    Histogram with the same buckets (bounds inclusive, +Inf, _count, _sum), but _created."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from sio_sniffer.sinks.metrics import LATENCY_BUCKETS, _Latency
+
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    reference = Histogram("x_seconds", "doc", registry=theirs, buckets=LATENCY_BUCKETS)
+    latency = _Latency("x_seconds", "doc", LATENCY_BUCKETS)
+    ours.register(latency)
+    for value in (0.0, 0.0005, 0.0007, 0.001, 0.25, 3.0, 10.0, 12.0):
+        reference.observe(value)
+        latency.observe(value)
+    expected = [line for line in generate_latest(theirs).decode().splitlines()
+                if "_created" not in line]
+    assert generate_latest(ours).decode().splitlines() == expected
