@@ -211,6 +211,7 @@ class Analyzer:
                         self.timers[0][0] if self.timers else math.inf)
 
     def _sio_connect_ok(self, record: Record) -> None:
+        self.relay.judge.connected_ever = True
         self.pairing.sio_connect_ok(record)
         self.ingest.watch_hooks(record)
 
