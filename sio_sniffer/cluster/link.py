@@ -43,6 +43,10 @@ RETRY_EVERY = 0.5
 # Redis must answer a command (connect, subscribe, publish) within this, or the view is off.
 COMMAND_TIMEOUT = 2.0
 MAX_TRACKED_CLIENTS = 4096
+# Shard channels (Redis >= 7, SSUBSCRIBE has no patterns) are found by asking Redis which exist
+# under the adapter patterns, this often, and at most this many are read.
+DISCOVER_EVERY = 0.5
+MAX_SHARD_CHANNELS = 256
 # Kinds of malformed message told apart (per channel); past this they share one count.
 MAX_ERROR_KINDS = 32
 # How much of the first malformed message of a kind its record keeps (base64).
@@ -98,6 +102,10 @@ PYTHON_METHODS = frozenset({"emit", "callback", "disconnect", "enter_room", "lea
                             "close_room"})
 NODE_PACKET_TYPES = frozenset(range(7))  # CONNECT .. BINARY_ACK; 2 and 5 are the events
 PEER_KINDS = frozenset({"d", "p"})
+# The cluster adapter's message types (socket.io-adapter's MessageType: INITIAL_HEARTBEAT ..
+# ADAPTER_CLOSE); BROADCAST is the one that carries an emit.
+SHARDED_TYPES = frozenset(range(1, 14))
+SHARDED_BROADCAST = 3
 
 
 def parse_adapter(data: bytes) -> dict[str, Any] | None:
@@ -129,10 +137,49 @@ def parse_adapter(data: bytes) -> dict[str, Any] | None:
         # python-socketio before 5.x published pickles: never unpickled (that runs code).
         raise Malformed("a pickle (an older python-socketio's manager): not read, unpickling "
                         "runs code; upgrade python-socketio to publish JSON")
+    msg = _unpack(data)
+    if not (isinstance(msg, list) and len(msg) >= 2 and isinstance(msg[1], dict)):
+        raise Malformed("msgpack of the wrong shape (not [uid, packet, opts])",
+                        type(msg).__name__)
+    opts = msg[2] if len(msg) > 2 and isinstance(msg[2], dict) else {}
+    return _node_emit("node", str(msg[0]), msg[1], opts)
+
+
+def parse_sharded(data: bytes) -> dict[str, Any] | None:
+    """An emit of ``@socket.io/redis-adapter``'s sharded adapter (``createShardedAdapter``,
+    SPUBLISH on ``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``: the cluster adapter's
+    ``{uid, nsp, type, data}``, JSON, or msgpack when it carries binary), as
+    :func:`parse_adapter` gives it; None for its other messages (heartbeats, requests)."""
+    if data[:1] == b"{":
+        try:
+            msg = json.loads(data)
+        except ValueError as exc:
+            raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
+    else:
+        msg = _unpack(data)
+    kind = msg.get("type") if isinstance(msg, dict) else None
+    if not isinstance(kind, int) or isinstance(kind, bool):
+        raise Malformed("a sharded adapter message of the wrong shape (not {uid, nsp, type, "
+                        "data})", type(msg).__name__)
+    if kind not in SHARDED_TYPES:
+        raise Malformed("an unknown sharded adapter message type", str(kind))
+    if kind != SHARDED_BROADCAST:
+        return None
+    body = msg.get("data")
+    if not isinstance(body, dict) or not isinstance(body.get("packet"), dict):
+        raise Malformed("a sharded adapter broadcast of the wrong shape (no packet)")
+    packet = body["packet"]
+    opts = body["opts"] if isinstance(body.get("opts"), dict) else {}
+    if not packet.get("nsp") and isinstance(msg.get("nsp"), str):
+        packet = {**packet, "nsp": msg["nsp"]}
+    return _node_emit("node-sharded", str(msg.get("uid")), packet, opts)
+
+
+def _unpack(data: bytes) -> Any:
     import msgpack
 
     try:
-        msg = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except msgpack.ExtraData:
         raise Malformed("not msgpack (bytes after the first value)") from None
     except ValueError as exc:
@@ -141,10 +188,11 @@ def parse_adapter(data: bytes) -> dict[str, Any] | None:
         raise Malformed("not msgpack", str(exc)[:80]) from None
     except Exception as exc:  # msgpack's other refusals (depth, types): the app's, not ours
         raise Malformed("not msgpack", type(exc).__name__) from None
-    if not (isinstance(msg, list) and len(msg) >= 2 and isinstance(msg[1], dict)):
-        raise Malformed("msgpack of the wrong shape (not [uid, packet, opts])",
-                        type(msg).__name__)
-    packet = msg[1]
+
+
+def _node_emit(adapter: str, host: str, packet: dict[str, Any],
+               opts: dict[str, Any]) -> dict[str, Any] | None:
+    """A Socket.IO packet a Node adapter broadcast, as an emit (None: not an event)."""
     kind = packet.get("type")
     if not isinstance(kind, int) or isinstance(kind, bool) or kind not in NODE_PACKET_TYPES:
         raise Malformed("an unknown Socket.IO packet type", repr(kind)[:40])
@@ -155,10 +203,9 @@ def parse_adapter(data: bytes) -> dict[str, Any] | None:
     if not isinstance(payload, list) or not payload or not isinstance(payload[0], str) \
             or not isinstance(nsp, str):
         raise Malformed("a Node adapter event of the wrong shape (no [name, ...args] data)")
-    opts = msg[2] if len(msg) > 2 and isinstance(msg[2], dict) else {}
     rooms = opts.get("rooms") or []
     rooms = rooms if isinstance(rooms, list) else [rooms]
-    return {"adapter": "node", "host": str(msg[0])[:64], "nsp": nsp, "name": payload[0],
+    return {"adapter": adapter, "host": host[:64], "nsp": nsp, "name": payload[0],
             "room": _room(rooms[0] if len(rooms) == 1 else (rooms or None)),
             "args": payload[1:]}
 
@@ -231,6 +278,11 @@ class ClusterLink:
         # (channel, reason) -> messages of that kind skipped: the first is recorded at once,
         # the total when the link stops; a flood of garbage is two records, not a flood.
         self.errors: dict[tuple[str, str], int] = {}
+        # Shard channels read (SSUBSCRIBE'd), and those found and not yet subscribed to; None
+        # once Redis said it has none (before 7.0: PUBSUB SHARDCHANNELS unknown).
+        self.shard_channels: set[str] = set()
+        self._new_shards: set[str] = set()
+        self._sharded: bool | None = True
 
     # -- the record sink: what this node's clients got -------------------------------------
 
@@ -305,6 +357,8 @@ class ClusterLink:
                 await pubsub.subscribe(*plain, self.config.channel)
                 if patterns:
                     await pubsub.psubscribe(*patterns)
+                self.shard_channels = set()
+                self._new_shards = set()
                 self._went_on()
                 await self._serve(client, pubsub)
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
@@ -322,6 +376,10 @@ class ClusterLink:
             while not self._stopping:
                 if publisher.done():
                     publisher.result()  # its error ends this connection too
+                if self._new_shards:
+                    new, self._new_shards = sorted(self._new_shards), set()
+                    await pubsub.ssubscribe(*new)
+                    self.shard_channels.update(new)
                 message = await pubsub.get_message(timeout=0.2)
                 if message is not None:
                     self._heard(message)
@@ -331,10 +389,13 @@ class ClusterLink:
                 await publisher
 
     async def _publish(self, client: Any) -> None:
-        last_presence = -math.inf
+        last_presence = last_discovery = -math.inf
         self._presence_due = True  # a (re)joined peer learns at once who is here
         while not self._stopping:
             now = time.monotonic()
+            if self._sharded and now - last_discovery >= DISCOVER_EVERY:
+                last_discovery = now
+                await self._discover(client)
             if self._presence_due or now - last_presence >= PRESENCE_EVERY:
                 self._presence_due = False
                 last_presence = now
@@ -344,14 +405,38 @@ class ClusterLink:
             for message in _collapse(self._pending):
                 body = json.dumps(message, separators=(",", ":")).encode()
                 await client.publish(self.config.channel, body)
-            # Woken by a delivery or a client change, or for the next presence. Not
-            # wait_for: in Python 3.11 it loses a cancellation that meets a wakeup.
-            timer = asyncio.get_running_loop().call_later(PRESENCE_EVERY, self._wakeup.set)
+            # Woken by a delivery or a client change, or for the next presence (or shard
+            # discovery). Not wait_for: in Python 3.11 it loses a cancellation that meets a
+            # wakeup.
+            timer = asyncio.get_running_loop().call_later(
+                DISCOVER_EVERY if self._sharded else PRESENCE_EVERY, self._wakeup.set)
             try:
                 await self._wakeup.wait()
             finally:
                 timer.cancel()
             self._wakeup.clear()
+
+    async def _discover(self, client: Any) -> None:
+        """The shard channels under the adapter patterns (the sharded adapter SPUBLISHes on
+        them; SSUBSCRIBE takes no pattern): new ones are subscribed to by the reading loop."""
+        from redis.exceptions import ResponseError
+
+        found: set[str] = set()
+        for pattern in self.config.adapter_channels:
+            if "*" not in pattern:
+                continue
+            try:
+                names = await client.execute_command("PUBSUB", "SHARDCHANNELS", pattern)
+            except ResponseError:
+                self._sharded = None  # Redis before 7: no shard channels to read
+                return
+            found.update(n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+                         for n in names or ())
+        found.discard(self.config.channel)
+        room = MAX_SHARD_CHANNELS - len(self.shard_channels)
+        new = sorted(found - self.shard_channels)[:max(room, 0)]
+        if new:
+            self._new_shards.update(new)
 
     def _went_on(self) -> None:
         if self.on:
@@ -393,7 +478,8 @@ class ClusterLink:
             if channel == self.config.channel:
                 self._peer(data)
                 return
-            emit = parse_adapter(data)
+            sharded = message.get("type") in ("smessage", b"smessage")
+            emit = parse_sharded(data) if sharded else parse_adapter(data)
             if emit is None:
                 return
             self._fact(Record(C.CLUSTER_EMIT, self._clock(), nsp=emit["nsp"], name=emit["name"],

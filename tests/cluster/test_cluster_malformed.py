@@ -8,11 +8,15 @@ through the other node."""
 
 from __future__ import annotations
 
+import json
 import pickle
+import re
+import subprocess
 from typing import Any
 
 import aiohttp
 import msgpack
+import pytest
 import redis.asyncio as aioredis
 
 from sio_sniffer.cluster import ClusterConfig
@@ -138,3 +142,54 @@ async def test_malformed_messages_on_every_channel_are_counted_once_and_the_link
     assert rec_a.flags(F.LOST) == []
     told = [m for m in said if "not understood" in m]
     assert len(told) == 1 and f"{sum(expected.values())} message(s)" in told[0]
+
+
+def _redis_major() -> int:
+    found = re.search(r"v=(\d+)\.", subprocess.run(["redis-server", "--version"],
+                                                   capture_output=True, text=True).stdout)
+    return int(found.group(1)) if found else 0
+
+
+SHARD = "socket.io#/#"  # the sharded adapter's namespace channel (SPUBLISH)
+
+
+@pytest.mark.skipif(_redis_major() < 7, reason="shard channels need Redis >= 7")
+async def test_malformed_messages_on_a_shard_channel_are_counted_and_the_link_reads_on() -> None:
+    """A shard channel someone reads (here a bare SSUBSCRIBE) is found and read by the link:
+    garbage SPUBLISHed on it is one decode error a kind, and a valid sharded broadcast after
+    it is an emit."""
+    async with redis_server() as redis, nodes(redis.url, 0) as (a,), \
+            judging(a.server.url, generic(DEADLINE),
+                    cluster=ClusterConfig(redis.url, "A")) as (sa, rec_a):
+        await rec_a.wait("cluster.state", state="on")
+        listener = aioredis.Redis.from_url(redis.url)
+        shard = listener.pubsub()
+        await shard.ssubscribe(SHARD)
+        link = sa.observer.cluster
+        assert link is not None
+        await until(lambda: SHARD in link.shard_channels)
+        publisher = aioredis.Redis.from_url(redis.url)
+        try:
+            for _ in range(REPEAT):
+                for data in (b"\xc1\xc1", b'{"uid": "u", "type": 99}', b'{"uid": "u"',
+                             b'{"uid": "u", "type": 3, "data": {"opts": {}}}'):
+                    await publisher.execute_command("SPUBLISH", SHARD, data)
+            await publisher.execute_command("SPUBLISH", SHARD, json.dumps(
+                {"uid": "node-x", "nsp": "/", "type": 3, "data": {
+                    "packet": {"type": 2, "data": ["sharded-probe", {"n": 1}], "nsp": "/"},
+                    "opts": {"rooms": ["r"], "except": [], "flags": {}}}}))
+        finally:
+            await publisher.aclose()
+        view = sa.analyzer.relay.cluster
+        await until(lambda: any(f.node == "node-x" for f in view.emits))
+        probe = next(f for f in view.emits if f.node == "node-x")
+        assert (probe.name, probe.room) == ("sharded-probe", "r")
+        errors = dict(link.errors)
+        await shard.aclose()
+        await listener.aclose()
+    assert errors == {(SHARD, "not msgpack"): REPEAT,
+                      (SHARD, "an unknown sharded adapter message type"): REPEAT,
+                      (SHARD, "not JSON (truncated or garbled)"): REPEAT,
+                      (SHARD, "a sharded adapter broadcast of the wrong shape (no packet)"):
+                      REPEAT}
+    assert len([r for r in rec_a.of("decode_error") if not r.get("final")]) == 4
