@@ -4,10 +4,14 @@ It reads, never writes, the adapter's channels (python-socketio's ``AsyncRedisMa
 ``RedisManager`` publish JSON ``{"method": "emit", "event", "data", "namespace", "room",
 "skip_sid", "host_id", ...}`` on ``socketio``; Node's ``@socket.io/redis-adapter`` publishes
 msgpack ``[uid, {"type", "data": [name, ...args], "nsp"}, {"rooms", "except", "flags"}]`` on
-``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``), and it publishes on a channel of its own
+``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``; its sharded adapter SPUBLISHes the cluster
+adapter's ``{uid, nsp, type, data}`` on shard channels of the same names, which the link finds
+with PUBSUB SHARDCHANNELS and SSUBSCRIBEs to), and it publishes on a channel of its own
 what its clients were delivered (digests of the scalars, not the payload) and, every second,
 which clients it has. What it reads becomes records for the analysis (:mod:`sio_sniffer.model
-.cluster`); nothing here judges.
+.cluster`); nothing here judges. A message it cannot understand (garbage, truncated, of the
+wrong shape or an unknown type, oversized) is skipped and counted: one ``decode_error`` record
+per kind as it first happens, one with the kind's total when the link stops.
 
 The link is off the data path: the records it watches are copies, its queue is bounded and a
 missing, slow or restarted Redis only turns the shared view off (said once, with the fix) until
