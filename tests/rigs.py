@@ -43,7 +43,9 @@ async def judging(upstream: str, analysis: AnalysisConfig | None = None, *,
     its summary written, on the way out. ``report`` hears what it would print; ``capture``
     names a capture file it writes; ``sinks`` hear its records too."""
     rec = Recorder()
-    writer = CaptureWriter(capture, upstream=upstream) if capture is not None else None
+    writer = (CaptureWriter(capture, upstream=upstream,
+                            cluster_node=cluster.node if cluster is not None else None)
+              if capture is not None else None)
     analysis = analysis or generic()
     if cluster is not None:
         analysis = dataclasses.replace(analysis, cluster_node=cluster.node)

@@ -211,6 +211,7 @@ class Analyzer:
                         self.timers[0][0] if self.timers else math.inf)
 
     def _sio_connect_ok(self, record: Record) -> None:
+        self.relay.judge.connected_ever = True
         self.pairing.sio_connect_ok(record)
         self.ingest.watch_hooks(record)
 
@@ -271,6 +272,21 @@ class Analyzer:
 
     def _decode_error(self, record: Record) -> None:
         layer = record.get("layer") or "?"
+        if layer == "cluster":
+            # A message on the cluster's Redis (the link counts the rest of its kind; its
+            # closing total, "final", is already flagged).
+            if record.get("final"):
+                return
+            channel = record.get("channel")
+            self.flag(record.ts, F.DECODE_ERROR, "cluster",
+                      f"a message on the cluster's Redis channel {channel!r} was not understood "
+                      f"and was skipped: {record.get('reason')}",
+                      "the cluster view reads on without it (more of the same kind are counted, "
+                      "not flagged): check that --cluster-channel names only the adapter's "
+                      "channels and that every sniffer of the cluster runs the same version",
+                      record, dedupe=("cluster", channel, record.get("reason")),
+                      reason=record.get("reason"), channel=channel)
+            return
         self.flag(record.ts, F.DECODE_ERROR, str(layer),
                   f"could not decode {layer} {record.dir or ''} data: {record.get('reason')} "
                   f"(offset {record.get('offset')})",

@@ -68,6 +68,9 @@ class LostJudge:
         self.sticky: OrderedDict[str, None] = OrderedDict()
         # When unknown_sid last found two servers on the port (set by the ingest part).
         self.two_servers_at = -math.inf
+        # Whether any Socket.IO client ever connected through this sniffer (set by the
+        # analyzer): hooks answered 2xx with none ever here may be relayed to another node.
+        self.connected_ever = False
 
     def note_sticky(self, names: Any) -> None:
         for name in names or ():
@@ -133,6 +136,15 @@ class LostJudge:
             code, cause, hint = self._nobody_on(exp, nsp, others, fields)
             if code == F.LOST_NO_RECEIVERS and self.sticky:
                 return self._other_node(exp, cause)
+            if code == F.LOST_NO_RECEIVERS and self._maybe_elsewhere(exp):
+                # Also what one server with no dashboard open looks like: said as a possibility.
+                fields["maybe_other_node"] = True
+                return (code, f"{cause}; no Socket.IO client has connected through this sniffer "
+                        f"at all, while the server answered the POST with {exp.status}",
+                        f"{hint.rstrip('.')}; or, if this server is one node of a cluster, the "
+                        f"receivers may be on another node: put a sniffer in front of every "
+                        f"node with --cluster redis://HOST:PORT (the Redis the app's adapter "
+                        f"uses)")
             return code, cause, hint
         fields["receivers"] = [s.eio_sid for s in receivers[:16]]
         candidates = [e for e in self.recent if exp.ts <= e.ts <= ts]
@@ -226,6 +238,12 @@ class LostJudge:
         return (F.LOST_NO_RECEIVERS, f"no client was connected{extra}",
                 "no dashboard was listening: open it (pointed at this proxy's port) before "
                 "the events are sent; the server does not keep events for later")
+
+    def _maybe_elsewhere(self, exp: Expectation) -> bool:
+        """A hook the server took (2xx) while no client ever connected here: it relayed to
+        nobody here, which a cluster does when its receivers are on the other nodes."""
+        return (exp.source == "http" and exp.status is not None and 200 <= exp.status < 300
+                and not self.connected_ever)
 
     def _other_node(self, exp: Expectation, nobody: str) -> tuple[str, str, str]:
         """Nobody here to receive it, behind a load balancer that pins clients to nodes."""

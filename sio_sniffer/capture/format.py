@@ -12,6 +12,13 @@ Format (JSON lines, UTF-8)::
     {"t": "ws_message", ..., "payload": "42[\\"x\\"]" | "payload_b64": "..."}
     {"t": "record", "r": {Record.to_dict() form, bytes as {"$bytes": base64}}}
 
+A capture made with ``--cluster`` names its node in the header (``"cluster_node": "A"``) and
+keeps what the cluster view knew as record lines of the ``cluster.*`` kinds
+(:data:`sio_sniffer.model.cluster.CLUSTER_FACTS`: peer deliveries, adapter emits, peer presence,
+the view going off and on), written even when other records are not: ``report`` on one such
+capture feeds them to the analysis in time order and judges the cluster's losses as the live
+sniffer did. A reader that predates them reads them as plain records (and ignores them).
+
 ``t`` names the tap event class (snake case). Byte fields are stored as text when they are
 valid UTF-8 (captures stay readable with ``less``) and as ``<field>_b64`` otherwise. Each
 size-rotated segment starts with its own header carrying the same ``capture_id``.

@@ -57,6 +57,7 @@ class CaptureHeader:
     capture_id: str
     segment: int = 0
     show_secrets: bool = False
+    cluster_node: str | None = None  # written with --cluster: the node the sniffer stood at
 
 
 @dataclass
@@ -102,6 +103,7 @@ class CaptureReader:
             capture_id=str(head.get("capture_id", self.path)),
             segment=int(head.get("segment", 0) or 0),
             show_secrets=bool(head.get("show_secrets", False)),
+            cluster_node=_node(head.get("cluster_node")),
         )
         return version
 
@@ -203,17 +205,31 @@ def merge(readers: Iterable[Iterable[CaptureItem]], ids: Iterable[str] | None = 
     return heapq.merge(*streams, key=item_ts)
 
 
-def capture_id_of(path: str | os.PathLike[str]) -> str:
-    """The capture_id in a file's header (the path itself when the header has none)."""
+def _first_line(path: str | os.PathLike[str]) -> Any:
     with open(path, "rb") as fh:
         first = fh.readline(DEFAULT_MAX_LINE)
     try:
-        head = orjson.loads(first)
+        return orjson.loads(first)
     except orjson.JSONDecodeError:
-        return str(path)
+        return None
+
+
+def _node(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) and value else None
+
+
+def capture_id_of(path: str | os.PathLike[str]) -> str:
+    """The capture_id in a file's header (the path itself when the header has none)."""
+    head = _first_line(path)
     if isinstance(head, dict) and isinstance(head.get("capture_id"), str):
         return str(head["capture_id"])
     return str(path)
+
+
+def cluster_node_of(path: str | os.PathLike[str]) -> str | None:
+    """The node a capture made with --cluster names in its header (None otherwise)."""
+    head = _first_line(path)
+    return _node(head.get("cluster_node")) if isinstance(head, dict) else None
 
 
 def parse_iso(ts: str) -> float:

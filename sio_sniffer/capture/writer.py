@@ -20,6 +20,7 @@ import structlog
 from sio_sniffer import __version__
 from sio_sniffer.capture.format import FORMAT, VERSION, event_to_dict, record_to_dict
 from sio_sniffer.model import Record, iso_ts, json_default
+from sio_sniffer.model.cluster import CLUSTER_FACTS
 from sio_sniffer.model.tap import TapEvent
 from sio_sniffer.support.files import OWNER_ONLY, numbered
 
@@ -50,8 +51,10 @@ class CaptureWriter:
         on_problem: OnProblem = _log_problem,
         retry_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        cluster_node: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.cluster_node = cluster_node
         self.upstream = upstream
         self.show_secrets = show_secrets
         self.records = records
@@ -82,6 +85,7 @@ class CaptureWriter:
             "upstream": self.upstream, "started": iso_ts(time.time()),
             "capture_id": self.capture_id, "segment": self.segment,
             "show_secrets": self.show_secrets,
+            **({"cluster_node": self.cluster_node} if self.cluster_node else {}),
         }
 
     def _open_segment(self) -> None:
@@ -108,6 +112,12 @@ class CaptureWriter:
     def __call__(self, record: Record) -> None:
         """Sink interface: store one record (when the writer keeps records)."""
         if self.records:
+            self._write_line(record_to_dict(record))
+
+    def fact(self, record: Record) -> None:
+        """Store one fact of the cluster view (a record line of a ``cluster.*`` kind): kept
+        even without records, since the traffic alone cannot judge a cluster again."""
+        if record.event in CLUSTER_FACTS:
             self._write_line(record_to_dict(record))
 
     def _write_line(self, obj: Mapping[str, Any]) -> None:

@@ -4,10 +4,14 @@ It reads, never writes, the adapter's channels (python-socketio's ``AsyncRedisMa
 ``RedisManager`` publish JSON ``{"method": "emit", "event", "data", "namespace", "room",
 "skip_sid", "host_id", ...}`` on ``socketio``; Node's ``@socket.io/redis-adapter`` publishes
 msgpack ``[uid, {"type", "data": [name, ...args], "nsp"}, {"rooms", "except", "flags"}]`` on
-``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``), and it publishes on a channel of its own
+``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``; its sharded adapter SPUBLISHes the cluster
+adapter's ``{uid, nsp, type, data}`` on shard channels of the same names, which the link finds
+with PUBSUB SHARDCHANNELS and SSUBSCRIBEs to), and it publishes on a channel of its own
 what its clients were delivered (digests of the scalars, not the payload) and, every second,
 which clients it has. What it reads becomes records for the analysis (:mod:`sio_sniffer.model
-.cluster`); nothing here judges.
+.cluster`); nothing here judges. A message it cannot understand (garbage, truncated, of the
+wrong shape or an unknown type, oversized) is skipped and counted: one ``decode_error`` record
+per kind as it first happens, one with the kind's total when the link stops.
 
 The link is off the data path: the records it watches are copies, its queue is bounded and a
 missing, slow or restarted Redis only turns the shared view off (said once, with the fix) until
@@ -17,6 +21,7 @@ it is back (said once too); traffic never waits on it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -42,6 +47,14 @@ RETRY_EVERY = 0.5
 # Redis must answer a command (connect, subscribe, publish) within this, or the view is off.
 COMMAND_TIMEOUT = 2.0
 MAX_TRACKED_CLIENTS = 4096
+# Shard channels (Redis >= 7, SSUBSCRIBE has no patterns) are found by asking Redis which exist
+# under the adapter patterns, this often, and at most this many are read.
+DISCOVER_EVERY = 0.5
+MAX_SHARD_CHANNELS = 256
+# Kinds of malformed message told apart (per channel); past this they share one count.
+MAX_ERROR_KINDS = 32
+# How much of the first malformed message of a kind its record keeps (base64).
+ERROR_RAW = 48
 
 
 class ClusterError(ValueError):
@@ -78,37 +91,166 @@ def check_url(url: str) -> None:
                            f"not {url!r}")
 
 
-def decode_adapter(data: bytes) -> dict[str, Any] | None:
+class Malformed(ValueError):
+    """A message on a channel the link reads that it cannot understand: ``reason`` is its kind
+    (one of a few fixed sentences, so a flood of them is one kind), ``detail`` this one's."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# What the adapters publish besides emits: understood, and not an emit (not an error either).
+PYTHON_METHODS = frozenset({"emit", "callback", "disconnect", "enter_room", "leave_room",
+                            "close_room"})
+NODE_PACKET_TYPES = frozenset(range(7))  # CONNECT .. BINARY_ACK; 2 and 5 are the events
+PEER_KINDS = frozenset({"d", "p"})
+# The cluster adapter's message types (socket.io-adapter's MessageType: INITIAL_HEARTBEAT ..
+# ADAPTER_CLOSE); BROADCAST is the one that carries an emit.
+SHARDED_TYPES = frozenset(range(1, 14))
+SHARDED_BROADCAST = 3
+
+
+def parse_adapter(data: bytes) -> dict[str, Any] | None:
     """An emit published on an adapter channel, as ``{"host", "nsp", "name", "room", "args",
-    "adapter"}``; None for what is not an emit (room joins, requests, our own messages)."""
+    "adapter"}``; None for a message that is understood and is not an emit (room joins,
+    callbacks, other packets). Raises :class:`Malformed` for one that is not understood."""
+    if data[:1] in (b"{", b"["):  # JSON (msgpack never starts a message with these)
+        try:
+            msg = json.loads(data)
+        except ValueError as exc:
+            raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
+        if not isinstance(msg, dict) or not isinstance(msg.get("method"), str):
+            raise Malformed("JSON of the wrong shape (not an object with a method)",
+                            type(msg).__name__)
+        method = msg["method"]
+        if method not in PYTHON_METHODS:
+            raise Malformed("an unknown python-socketio method", method[:40])
+        if method != "emit":
+            return None
+        event, nsp = msg.get("event"), msg.get("namespace") or "/"
+        if not isinstance(event, str) or not isinstance(nsp, str):
+            raise Malformed("a python-socketio emit of the wrong shape (event or namespace not "
+                            "a string)")
+        args = msg.get("data")
+        return {"adapter": "python-socketio", "host": str(msg.get("host_id") or "?"),
+                "nsp": nsp, "name": event, "room": _room(msg.get("room")),
+                "args": args if isinstance(args, list) else [args]}
+    if data[:1] == b"\x80":
+        # python-socketio before 5.x published pickles: never unpickled (that runs code).
+        raise Malformed("a pickle (an older python-socketio's manager): not read, unpickling "
+                        "runs code; upgrade python-socketio to publish JSON")
+    msg = _unpack(data)
+    if not (isinstance(msg, list) and len(msg) >= 2 and isinstance(msg[1], dict)):
+        raise Malformed("msgpack of the wrong shape (not [uid, packet, opts])",
+                        type(msg).__name__)
+    opts = msg[2] if len(msg) > 2 and isinstance(msg[2], dict) else {}
+    return _node_emit("node", str(msg[0]), msg[1], opts)
+
+
+def parse_sharded(data: bytes) -> dict[str, Any] | None:
+    """An emit of ``@socket.io/redis-adapter``'s sharded adapter (``createShardedAdapter``,
+    SPUBLISH on ``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``: the cluster adapter's
+    ``{uid, nsp, type, data}``, JSON, or msgpack when it carries binary), as
+    :func:`parse_adapter` gives it; None for its other messages (heartbeats, requests)."""
     if data[:1] == b"{":
         try:
             msg = json.loads(data)
-        except ValueError:
-            return None
-        if not isinstance(msg, dict) or msg.get("method") != "emit":
-            return None
-        args = msg.get("data")
-        return {"adapter": "python-socketio", "host": str(msg.get("host_id") or "?"),
-                "nsp": msg.get("namespace") or "/", "name": msg.get("event"),
-                "room": msg.get("room"), "args": args if isinstance(args, list) else [args]}
-    try:
-        import msgpack
+        except ValueError as exc:
+            raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
+    else:
+        msg = _unpack(data)
+    kind = msg.get("type") if isinstance(msg, dict) else None
+    if not isinstance(kind, int) or isinstance(kind, bool):
+        raise Malformed("a sharded adapter message of the wrong shape (not {uid, nsp, type, "
+                        "data})", type(msg).__name__)
+    if kind not in SHARDED_TYPES:
+        raise Malformed("an unknown sharded adapter message type", str(kind))
+    if kind != SHARDED_BROADCAST:
+        return None
+    body = msg.get("data")
+    if not isinstance(body, dict) or not isinstance(body.get("packet"), dict):
+        raise Malformed("a sharded adapter broadcast of the wrong shape (no packet)")
+    packet = body["packet"]
+    opts = body["opts"] if isinstance(body.get("opts"), dict) else {}
+    if not packet.get("nsp") and isinstance(msg.get("nsp"), str):
+        packet = {**packet, "nsp": msg["nsp"]}
+    return _node_emit("node-sharded", str(msg.get("uid")), packet, opts)
 
-        msg = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except Exception:  # any malformed message is only skipped: it is the app's, not ours
+
+def _unpack(data: bytes) -> Any:
+    import msgpack
+
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except msgpack.ExtraData:
+        raise Malformed("not msgpack (bytes after the first value)") from None
+    except ValueError as exc:
+        if "incomplete" in str(exc):
+            raise Malformed("truncated msgpack") from None
+        raise Malformed("not msgpack", str(exc)[:80]) from None
+    except Exception as exc:  # msgpack's other refusals (depth, types): the app's, not ours
+        raise Malformed("not msgpack", type(exc).__name__) from None
+
+
+def _node_emit(adapter: str, host: str, packet: dict[str, Any],
+               opts: dict[str, Any]) -> dict[str, Any] | None:
+    """A Socket.IO packet a Node adapter broadcast, as an emit (None: not an event)."""
+    kind = packet.get("type")
+    if not isinstance(kind, int) or isinstance(kind, bool) or kind not in NODE_PACKET_TYPES:
+        raise Malformed("an unknown Socket.IO packet type", repr(kind)[:40])
+    if kind not in (2, 5):
         return None
-    if not (isinstance(msg, list) and len(msg) >= 2 and isinstance(msg[1], dict)):
-        return None
-    packet = msg[1]
     payload = packet.get("data")
-    if packet.get("type") not in (2, 5) or not isinstance(payload, list) or not payload:
-        return None
-    opts = msg[2] if len(msg) > 2 and isinstance(msg[2], dict) else {}
+    nsp = packet.get("nsp") or "/"
+    if not isinstance(payload, list) or not payload or not isinstance(payload[0], str) \
+            or not isinstance(nsp, str):
+        raise Malformed("a Node adapter event of the wrong shape (no [name, ...args] data)")
     rooms = opts.get("rooms") or []
-    return {"adapter": "node", "host": str(msg[0]), "nsp": packet.get("nsp") or "/",
-            "name": payload[0], "room": rooms[0] if len(rooms) == 1 else (rooms or None),
+    rooms = rooms if isinstance(rooms, list) else [rooms]
+    return {"adapter": adapter, "host": host[:64], "nsp": nsp, "name": payload[0],
+            "room": _room(rooms[0] if len(rooms) == 1 else (rooms or None)),
             "args": payload[1:]}
+
+
+def _room(room: Any) -> Any:
+    """A room (or rooms) as the cause may print it: a string, a few strings, or None."""
+    if room is None or isinstance(room, str):
+        return room
+    if isinstance(room, list):
+        return [str(r)[:80] for r in room[:8]]
+    return str(room)[:80]
+
+
+def decode_adapter(data: bytes) -> dict[str, Any] | None:
+    """:func:`parse_adapter`, with None for a malformed message as well."""
+    try:
+        return parse_adapter(data)
+    except Malformed:
+        return None
+
+
+def parse_peer(data: bytes) -> dict[str, Any]:
+    """A peer sniffer's message: ``{"kind": "d", "node", "nsp", "name", "d": [digests]}`` or
+    ``{"kind": "p", "node", "clients": {nsp: n}}``. Raises :class:`Malformed`."""
+    try:
+        msg = json.loads(data)
+    except ValueError as exc:
+        raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("node"), str):
+        raise Malformed("JSON of the wrong shape (not an object with a node)",
+                        type(msg).__name__)
+    kind = msg.get("kind")
+    if kind not in PEER_KINDS:
+        raise Malformed("an unknown sniffer message kind", repr(kind)[:40])
+    if kind == "d" and not (isinstance(msg.get("d"), list)
+                            and isinstance(msg.get("nsp"), (str, type(None)))
+                            and isinstance(msg.get("name"), (str, type(None)))):
+        raise Malformed("a delivery of the wrong shape (no list of digests)")
+    if kind == "p" and not isinstance(msg.get("clients"), dict):
+        raise Malformed("a presence of the wrong shape (no clients by namespace)")
+    return msg
 
 
 class ClusterLink:
@@ -137,6 +279,14 @@ class ClusterLink:
         self._clients: dict[str, set[str]] = {}
         self._presence_due = True
         self._stopping = False
+        # (channel, reason) -> messages of that kind skipped: the first is recorded at once,
+        # the total when the link stops; a flood of garbage is two records, not a flood.
+        self.errors: dict[tuple[str, str], int] = {}
+        # Shard channels read (SSUBSCRIBE'd), and those found and not yet subscribed to; None
+        # once Redis said it has none (before 7.0: PUBSUB SHARDCHANNELS unknown).
+        self.shard_channels: set[str] = set()
+        self._new_shards: set[str] = set()
+        self._sharded: bool | None = True
 
     # -- the record sink: what this node's clients got -------------------------------------
 
@@ -189,6 +339,7 @@ class ClusterLink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._tell_errors()
         if self.dropped:
             self._say(f"{self.dropped} deliveries were not shared with the cluster: Redis took "
                       f"them slower than they came (their expectations on other nodes were "
@@ -210,6 +361,8 @@ class ClusterLink:
                 await pubsub.subscribe(*plain, self.config.channel)
                 if patterns:
                     await pubsub.psubscribe(*patterns)
+                self.shard_channels = set()
+                self._new_shards = set()
                 self._went_on()
                 await self._serve(client, pubsub)
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
@@ -227,6 +380,10 @@ class ClusterLink:
             while not self._stopping:
                 if publisher.done():
                     publisher.result()  # its error ends this connection too
+                if self._new_shards:
+                    new, self._new_shards = sorted(self._new_shards), set()
+                    await pubsub.ssubscribe(*new)
+                    self.shard_channels.update(new)
                 message = await pubsub.get_message(timeout=0.2)
                 if message is not None:
                     self._heard(message)
@@ -236,10 +393,13 @@ class ClusterLink:
                 await publisher
 
     async def _publish(self, client: Any) -> None:
-        last_presence = -math.inf
+        last_presence = last_discovery = -math.inf
         self._presence_due = True  # a (re)joined peer learns at once who is here
         while not self._stopping:
             now = time.monotonic()
+            if self._sharded and now - last_discovery >= DISCOVER_EVERY:
+                last_discovery = now
+                await self._discover(client)
             if self._presence_due or now - last_presence >= PRESENCE_EVERY:
                 self._presence_due = False
                 last_presence = now
@@ -249,14 +409,38 @@ class ClusterLink:
             for message in _collapse(self._pending):
                 body = json.dumps(message, separators=(",", ":")).encode()
                 await client.publish(self.config.channel, body)
-            # Woken by a delivery or a client change, or for the next presence. Not
-            # wait_for: in Python 3.11 it loses a cancellation that meets a wakeup.
-            timer = asyncio.get_running_loop().call_later(PRESENCE_EVERY, self._wakeup.set)
+            # Woken by a delivery or a client change, or for the next presence (or shard
+            # discovery). Not wait_for: in Python 3.11 it loses a cancellation that meets a
+            # wakeup.
+            timer = asyncio.get_running_loop().call_later(
+                DISCOVER_EVERY if self._sharded else PRESENCE_EVERY, self._wakeup.set)
             try:
                 await self._wakeup.wait()
             finally:
                 timer.cancel()
             self._wakeup.clear()
+
+    async def _discover(self, client: Any) -> None:
+        """The shard channels under the adapter patterns (the sharded adapter SPUBLISHes on
+        them; SSUBSCRIBE takes no pattern): new ones are subscribed to by the reading loop."""
+        from redis.exceptions import ResponseError
+
+        found: set[str] = set()
+        for pattern in self.config.adapter_channels:
+            if "*" not in pattern:
+                continue
+            try:
+                names = await client.execute_command("PUBSUB", "SHARDCHANNELS", pattern)
+            except ResponseError:
+                self._sharded = None  # Redis before 7: no shard channels to read
+                return
+            found.update(n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+                         for n in names or ())
+        found.discard(self.config.channel)
+        room = MAX_SHARD_CHANNELS - len(self.shard_channels)
+        new = sorted(found - self.shard_channels)[:max(room, 0)]
+        if new:
+            self._new_shards.update(new)
 
     def _went_on(self) -> None:
         if self.on:
@@ -284,40 +468,83 @@ class ClusterLink:
                   f"until it does: start Redis, or point --cluster at the one the app uses")
 
     def _heard(self, message: dict[str, Any]) -> None:
-        data = message.get("data")
-        channel = message.get("channel")
-        if not isinstance(data, bytes) or len(data) > MAX_MESSAGE:
-            return
+        """One message off Redis. Whatever it holds, this returns: a message that is not
+        understood is counted as a decode error and skipped, and the link reads on."""
+        channel: Any = message.get("channel")
         channel = channel.decode(errors="replace") if isinstance(channel, bytes) else str(channel)
-        if channel == self.config.channel:
-            self._peer(data)
-            return
-        emit = decode_adapter(data)
-        if emit is None:
-            return
-        self._fact(Record(C.CLUSTER_EMIT, self._clock(), nsp=str(emit["nsp"]),
-                          name=str(emit["name"]), extra={
-                              "adapter": emit["adapter"], "host": emit["host"],
-                              "room": emit["room"], "digests": C.digests(emit["args"])}))
+        data = message.get("data")
+        if not isinstance(data, bytes):
+            return  # a subscribe confirmation or the like: not a message
+        try:
+            if len(data) > MAX_MESSAGE:
+                raise Malformed(f"larger than {MAX_MESSAGE // 1024} KiB (skipped unread)",
+                                f"{len(data)} bytes")
+            if channel == self.config.channel:
+                self._peer(data)
+                return
+            sharded = message.get("type") in ("smessage", b"smessage")
+            emit = parse_sharded(data) if sharded else parse_adapter(data)
+            if emit is None:
+                return
+            self._fact(Record(C.CLUSTER_EMIT, self._clock(), nsp=emit["nsp"], name=emit["name"],
+                              extra={"adapter": emit["adapter"], "host": emit["host"],
+                                     "room": emit["room"], "digests": C.digests(emit["args"])}))
+        except Malformed as exc:
+            self._malformed(channel, data, exc.reason, exc.detail)
+        except Exception as exc:  # a message must never end the link
+            self._malformed(channel, data, "could not be read", type(exc).__name__)
 
     def _peer(self, data: bytes) -> None:
-        try:
-            msg = json.loads(data)
-        except ValueError:
+        msg = parse_peer(data)
+        node = msg["node"][:64]
+        if node == self.config.node:
             return
-        if not isinstance(msg, dict) or msg.get("node") == self.config.node:
-            return
-        node = str(msg.get("node"))
-        if msg.get("kind") == "d" and isinstance(msg.get("d"), list):
+        if msg["kind"] == "d":
             self._fact(Record(C.CLUSTER_DELIVERED, self._clock(), nsp=msg.get("nsp"),
                               name=msg.get("name"), extra={
                                   "node": node,
                                   "digests": [str(d) for d in msg["d"][:C.MAX_DIGESTS]]}))
-        elif msg.get("kind") == "p" and isinstance(msg.get("clients"), dict):
+        else:
             self._fact(Record(C.CLUSTER_NODE, self._clock(), extra={
-                "node": node, "clients": {str(k): int(v) for k, v in
+                "node": node, "clients": {str(k): v for k, v in
                                           list(msg["clients"].items())[:64]
-                                          if isinstance(v, int)}}))
+                                          if isinstance(v, int) and not isinstance(v, bool)}}))
+
+    def _malformed(self, channel: str, data: bytes, reason: str, detail: str) -> None:
+        key = (channel[:120], reason)
+        if key not in self.errors and len(self.errors) >= MAX_ERROR_KINDS:
+            key = ("*", "other kinds")
+        count = self.errors.get(key, 0) + 1
+        self.errors[key] = count
+        if count == 1:
+            self._state(self._error_record(key, count, data, detail))
+
+    def _error_record(self, key: tuple[str, str], count: int, data: bytes | None = None,
+                      detail: str = "") -> Record:
+        channel, reason = key
+        extra: dict[str, Any] = {"layer": "cluster", "channel": channel, "reason": reason,
+                                 "count": count, "node": self.config.node}
+        if data is not None:
+            extra["raw"] = base64.b64encode(data[:ERROR_RAW]).decode()
+            if detail:
+                extra["detail"] = detail
+        else:
+            extra["final"] = True  # the closing total of a kind already recorded
+        return Record(model.DECODE_ERROR, self._clock(), size=len(data) if data else None,
+                      extra=extra)
+
+    def _tell_errors(self) -> None:
+        """The totals of the kinds seen more than once (one record each), and one sentence."""
+        if not self.errors:
+            return
+        for key, count in self.errors.items():
+            if count > 1:
+                self._state(self._error_record(key, count))
+        total = sum(self.errors.values())
+        kinds = "; ".join(f"{n} {reason} on {channel}"
+                          for (channel, reason), n in list(self.errors.items())[:6])
+        self._say(f"{total} message(s) on the cluster's Redis channels were not understood and "
+                  f"were skipped ({kinds}); the cluster view read on without them")
 
 
 def _collapse(pending: deque[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         analysis = None if args.no_analysis else options.analysis_config(args)
         if analysis is not None and len(args.files) > 1:
             analysis = dataclasses.replace(analysis, causality_tolerance=args.clock_tolerance)
+        if analysis is not None and inputs.cluster_node and not analysis.cluster_node:
+            # A --cluster capture: judged as that node, with the cluster facts it kept.
+            analysis = dataclasses.replace(analysis, cluster_node=inputs.cluster_node)
         ui = None
         if args.ui is not None:
             from sio_sniffer.web.live.offline import offline_ui

@@ -17,6 +17,8 @@ CLUSTER_DELIVERED = "cluster.delivered"  # a peer sniffer saw an event delivered
 CLUSTER_EMIT = "cluster.emit"  # a node published an emit on the adapter's channel
 CLUSTER_NODE = "cluster.node"  # a peer sniffer's presence: its node name and clients per nsp
 CLUSTER_STATE = "cluster.state"  # the shared view went off (Redis unreachable) or came back
+# What a capture keeps of the cluster view (as record lines) so that `report` judges as live.
+CLUSTER_FACTS = frozenset({CLUSTER_DELIVERED, CLUSTER_EMIT, CLUSTER_NODE, CLUSTER_STATE})
 
 # Cookies load balancers set to pin a client to one node (AWS ALB, NGINX ingress, HAProxy,
 # nginx sticky, Traefik, socket.io's own `cookie` option): seen in traffic, they say the server

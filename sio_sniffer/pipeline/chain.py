@@ -59,6 +59,9 @@ class Chain:
                  report: Callable[[str], None] = stderr_report) -> None:
         self.report = report
         self.sinks = [Guarded(s, f"record sink {sink_name(s)}", report) for s in sinks]
+        # Sinks that keep facts as well (a capture, so that `report` judges as live did).
+        self.fact_sinks = [Guarded(f, f"fact sink {sink_name(s)}", report) for s in sinks
+                           if callable(f := getattr(s, "fact", None))]
         self.analyzer: Analyzer | None = None
         self._analyze: Guarded | None = None
         self._tick: Guarded | None = None
@@ -81,10 +84,12 @@ class Chain:
             sink(record)
 
     def fact(self, record: Record) -> None:
-        """A fact for the analysis only (what the cluster's other nodes saw): not traffic, so
-        not logged or captured."""
+        """A fact for the analysis (what the cluster's other nodes saw): not traffic, so not
+        logged; a capture keeps it (sinks with a ``fact`` method) for `report`."""
         if self._analyze is not None:
             self._analyze(record)
+        for sink in self.fact_sinks:
+            sink(record)
 
     def _analysis_record(self, record: Record) -> None:
         self.records += 1

@@ -54,7 +54,9 @@ class ObserverSide:
         if config.capture:
             self.capture = CaptureWriter(config.capture, upstream=config.upstream,
                                          show_secrets=config.show_secrets,
-                                         rotate_bytes=config.capture_rotate, on_problem=say)
+                                         rotate_bytes=config.capture_rotate, on_problem=say,
+                                         cluster_node=(config.cluster.node if config.cluster
+                                                       else None))
             sinks.append(self.capture)
             tap_sinks.append(self.capture.tap)
         self.ui: Any = None

@@ -11,6 +11,7 @@ import orjson
 
 from sio_sniffer import __version__, model
 from sio_sniffer.model import Record, iso_ts
+from sio_sniffer.model.cluster import CLUSTER_FACTS
 from sio_sniffer.pipeline.chain import Chain
 from sio_sniffer.pipeline.decode import Pipeline, PipelineConfig
 from sio_sniffer.report.clocks import Clock
@@ -208,8 +209,16 @@ def build_report(inputs: Inputs, *, path: str = "/socket.io/",
         end = item.ts if end is None else max(end, item.ts)
         if isinstance(item, Record):
             stored.append(item)
+            if item.event in CLUSTER_FACTS and saw_tap:
+                # What the cluster view knew then (a --cluster capture): to the analysis, in
+                # time order with the traffic, as live.
+                chain.fact(item)
             continue
-        saw_tap = True
+        if not saw_tap:
+            saw_tap = True
+            for rec in stored:  # what the cluster view knew before the first traffic
+                if rec.event in CLUSTER_FACTS:
+                    chain.fact(rec)
         if last_tick is None or item.ts - last_tick >= 0.1:
             chain.tick(item.ts)
             last_tick = item.ts
@@ -218,6 +227,9 @@ def build_report(inputs: Inputs, *, path: str = "/socket.io/",
         # A capture that kept only records is re-analysed from them.
         for rec in stored:
             if rec.event in (model.FLAG, model.BROADCAST, model.ROOMS, model.SUMMARY):
+                continue
+            if rec.event in CLUSTER_FACTS:
+                chain.fact(rec)
                 continue
             chain.record(rec)
     # The analysis clock goes to the capture's end, so what fell due before it is judged as live;

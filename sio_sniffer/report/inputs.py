@@ -11,6 +11,7 @@ from sio_sniffer.capture import (
     CaptureProblem,
     CaptureReader,
     capture_id_of,
+    cluster_node_of,
     merge,
 )
 from sio_sniffer.capture.har import HarReader, is_har
@@ -35,6 +36,12 @@ class Inputs:
             ids.append(path if is_har(path) else capture_id_of(path))
         self._ids = ids
         self.clocks: list[Clock] = []
+        # The node a --cluster capture stood at, when all the inputs are that one capture
+        # (its segments): its cluster facts then judge as the live sniffer did. Captures of
+        # several nodes merged are judged as one traffic instead.
+        nodes = {None if is_har(p) else cluster_node_of(p) for p in self.paths}
+        self.cluster_node = (nodes.pop() if len(nodes) == 1 and len(set(ids)) == 1
+                             else None)
 
     def align(self, path: str = "/socket.io/",
               given: Mapping[str, float] | None = None) -> list[Clock]:

@@ -224,16 +224,20 @@ async def sniffed(redis: RedisServer, upstream_a: str, upstream_b: str) -> Async
 
 
 async def drive(redis: RedisServer, upstreams: tuple[str, str], where: str, dropped: int,
-                listeners: int) -> Run:
+                listeners: int, shards: tuple[str, ...] = ()) -> Run:
     """Hooks and a chatting client on node A, dashboards ``where`` ("B": both on node B,
     "AB": one on each, "A": both on node A); ``dropped`` of each kind are expected to be
     skipped by node A, and ``listeners`` Redis subscribers (adapters and sniffers) to be there
-    before anything is sent. Returns once node A's sniffer has judged every event."""
+    before anything is sent, and both sniffers to read the shard channels ``shards`` (a sharded
+    adapter). Returns once node A's sniffer has judged every event."""
     async with sniffed(redis, *upstreams) as ((sa, rec_a), (sb, rec_b)):
         urls = {"A": sa.url, "B": sb.url}
         dashboards = [await Dashboard().connect(urls[n]) for n in (where * 2)[:2]]
         chatter = await Dashboard().connect(sa.url, join=False)
         await until(lambda: at_least(redis.listeners(), listeners))
+        for sniffer in (sa, sb):
+            link = sniffer.observer.cluster
+            await until(lambda link=link: set(shards) <= link.shard_channels)
         async with aiohttp.ClientSession() as http:
             for i in range(EVENTS):
                 async with http.post(f"{sa.url}/api/events",

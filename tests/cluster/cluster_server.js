@@ -1,5 +1,6 @@
 // A Node socket.io node of the cluster tests, sharing a real Redis through
-// @socket.io/redis-adapter (node-redis clients). argv: REDIS_URL DROP_EVERY.
+// @socket.io/redis-adapter (node-redis clients). argv: REDIS_URL DROP_EVERY [sharded]; with
+// "sharded", createShardedAdapter (SPUBLISH/SSUBSCRIBE, Redis >= 7) instead of createAdapter.
 //   POST /api/events  the JSON body is broadcast as "claude_event" to room "dashboards"
 //   "chat"            relayed to room "dashboards" but the sender
 //   "join"            enters room "dashboards" (answered with true)
@@ -7,10 +8,10 @@
 // drops it). Prints its port on stdout once listening on 127.0.0.1 with the adapter subscribed.
 const http = require("http");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 
-const [url, dropArg] = process.argv.slice(2);
+const [url, dropArg, mode] = process.argv.slice(2);
 const dropEvery = Number(dropArg || 0);
 const ROOM = "dashboards";
 const seen = { hook: 0, chat: 0 };
@@ -33,7 +34,8 @@ async function main() {
       res.end('{"ok":true}');
     });
   });
-  const io = new Server(httpServer, { adapter: createAdapter(pub, sub), pingInterval: 1000 });
+  const adapter = mode === "sharded" ? createShardedAdapter(pub, sub) : createAdapter(pub, sub);
+  const io = new Server(httpServer, { adapter, pingInterval: 1000 });
   io.on("connection", (socket) => {
     socket.on("join", (ack) => {
       socket.join(ROOM);

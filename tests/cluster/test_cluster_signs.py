@@ -1,9 +1,14 @@
 """Without --cluster: a sniffer in front of node A of a real two-node cluster (python-socketio
 on a real redis-server), the dashboards on node B. Behind a load balancer (its sticky-session
 cookie on the answers) a lost hook event says the receivers may be on another node and names
---cluster; with no sign of a cluster it stays "no client was connected"."""
+--cluster. Without the cookie, hooks answered 200 while no client ever connected here are what a
+cluster relaying elsewhere looks like, and also what one server with no dashboard open looks
+like: the loss stays "no client was connected" (no_receivers) and only its hint adds --cluster
+as a possibility; once a client has connected through the sniffer, it is plain no_receivers."""
 
 from __future__ import annotations
+
+import asyncio
 
 import aiohttp
 import pytest
@@ -11,6 +16,10 @@ import pytest
 from sio_sniffer.model import flags as F
 from tests.cluster.cluster_peers import Dashboard, nodes, redis_server, until
 from tests.rigs import generic, judging
+
+OPEN_IT = "no dashboard was listening: open it (pointed at this proxy's port)"
+MAYBE = ("or, if this server is one node of a cluster, the receivers may be on another node: "
+         "put a sniffer in front of every node with --cluster redis://HOST:PORT")
 
 
 @pytest.mark.parametrize("sticky", ["AWSALB", None])
@@ -32,5 +41,34 @@ async def test_no_receivers_here_behind_a_sticky_balancer_points_at_another_node
         assert "the server answered the POST with 200" in flag.get("cause")
         assert "--cluster redis://HOST:PORT" in flag.get("hint")
     else:
+        # Said as a possibility, not claimed: the code and the first advice stay.
         assert flag.get("code") == F.LOST_NO_RECEIVERS
-        assert "no client was connected" in flag.get("cause")
+        assert flag.get("cause").endswith(": no client was connected; no Socket.IO client has "
+                                          "connected through this sniffer at all, while the "
+                                          "server answered the POST with 200")
+        assert flag.get("hint").startswith(OPEN_IT) and MAYBE in flag.get("hint")
+        assert flag.get("maybe_other_node") is True
+
+
+async def test_a_single_node_without_dashboard_is_no_receivers() -> None:
+    """One node, nobody else: no client ever here gets the same words as the cluster above (the
+    sniffer cannot tell them apart); after a dashboard came and went, plain no_receivers."""
+    async with redis_server() as redis, nodes(redis.url, 0) as (a,), \
+            judging(a.server.url, generic(0.5)) as (sniffer, rec), aiohttp.ClientSession() as http:
+        async with http.post(f"{sniffer.url}/api/events", json={"session_id": "s-1"}) as r:
+            assert r.status == 200
+        never = await rec.wait_flag(F.LOST)
+        dashboard = await Dashboard().connect(sniffer.url)
+        await dashboard.client.disconnect()
+        await asyncio.sleep(0.8)  # past the deadline: no reconnect in the window
+        async with http.post(f"{sniffer.url}/api/events", json={"session_id": "s-2"}) as r:
+            assert r.status == 200
+        await rec.wait_count("flag", 2)
+    after = rec.flags(F.LOST)[1]
+    for flag in (never, after):
+        assert flag.get("code") == F.LOST_NO_RECEIVERS
+        assert ": no client was connected" in flag.get("cause")
+        assert flag.get("hint").startswith(OPEN_IT)
+    assert MAYBE in never.get("hint")
+    assert after.get("cause").endswith(": no client was connected")
+    assert MAYBE not in after.get("hint") and after.get("maybe_other_node") is None

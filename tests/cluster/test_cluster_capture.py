@@ -1,0 +1,105 @@
+"""A --cluster capture holds what the cluster view knew: two python-socketio nodes on a real
+redis-server, a sniffer with --cluster and --capture in front of node A, one with --cluster in
+front of node B, the dashboards on node B, and node A drops (or emits to a room nobody joined)
+one hook event of three. `sio-sniffer report` on node A's capture gives the very lost verdicts
+the live sniffer flagged; the same capture stripped of its cluster lines cannot (it says nobody
+was connected), which is what the cluster lines are for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sio_sniffer.cluster import ClusterConfig
+from sio_sniffer.model import Record
+from sio_sniffer.model import flags as F
+from tests.cluster.cluster_peers import DEADLINE, Dashboard, at_least, nodes, redis_server, until
+from tests.rigs import generic, judging
+
+HOOKS = 3
+
+
+def _live(capture: Path, misroute: bool) -> list[Record]:
+    """Node A's sniffer's lost flags; node A skips (or misroutes) the second hook."""
+
+    async def run() -> list[Record]:
+        async with redis_server() as redis, nodes(redis.url, 2, 0, misroute=misroute) as (a, b), \
+                judging(a.server.url, generic(DEADLINE), cluster=ClusterConfig(redis.url, "A"),
+                        capture=str(capture)) as (sa, rec_a), \
+                judging(b.server.url, generic(DEADLINE),
+                        cluster=ClusterConfig(redis.url, "B")) as (sb, rec_b):
+            for rec in (rec_a, rec_b):
+                await rec.wait("cluster.state", state="on")
+            view = sa.analyzer.relay.cluster
+            await until(lambda: "B" in view.nodes)
+            dashboards = [await Dashboard().connect(sb.url) for _ in range(2)]
+            # node B's manager and both sniffers subscribed (node A's only publishes)
+            await until(lambda: at_least(redis.listeners(), 3))
+            await until(lambda: view.nodes.get("B") == {"/": 2})
+            async with aiohttp.ClientSession() as http:
+                for i in range(HOOKS):
+                    async with http.post(f"{sa.url}/api/events",
+                                         json={"hook": "stop", "session_id": f"sess-{i}"}) as r:
+                        assert r.status == 200
+            await until(lambda: all(len(d.got) == HOOKS - 1 for d in dashboards))
+            analyzer = sa.analyzer
+            await until(lambda: analyzer.correlator.waiting() == 0 and
+                        analyzer.relay.matched + analyzer.flag.counts.get(F.LOST, 0) >= HOOKS)
+            for d in dashboards:
+                await d.client.disconnect()
+        assert rec_b.flags(F.LOST) == []
+        return rec_a.flags(F.LOST)
+
+    return asyncio.run(run())
+
+
+def _report(capture: Path) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "sio_sniffer", "report", str(capture), "--json",
+                           "--deadline", str(DEADLINE)], capture_output=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def _verdicts(flags: list[Any]) -> list[tuple[str, str, str]]:
+    return sorted((f["code"], f["cause"], f["hint"]) for f in flags)
+
+
+@pytest.mark.parametrize("misroute", [False, True])
+def test_report_on_a_cluster_capture_gives_the_live_verdicts(tmp_path: Path,
+                                                             misroute: bool) -> None:
+    capture = tmp_path / "a.jsonl"
+    live = _live(capture, misroute)
+    code = F.LOST_CLUSTER_NOT_DELIVERED if misroute else F.LOST_NODE_NOT_EMITTED
+    assert [f.get("code") for f in live] == [code]
+    assert "node B had 2 client(s) on /" in live[0].get("cause")
+    lines = capture.read_text().splitlines()
+    assert json.loads(lines[0])["cluster_node"] == "A"
+    kinds = {json.loads(line)["r"]["event"] for line in lines[1:]
+             if json.loads(line).get("t") == "record"}
+    assert {"cluster.node", "cluster.emit", "cluster.delivered", "cluster.state"} <= kinds
+
+    report = _report(capture)
+    lost = [f for f in report["flags"] if f.get("flag") == F.LOST]
+    assert _verdicts(lost) == _verdicts([f.to_dict() for f in live])
+    assert report["summary"]["cluster"]["node"] == "A"
+    assert report["summary"]["cluster"]["delivered_elsewhere"] == {"B": HOOKS - 1}
+    assert report["summary"]["expectations"]["matched"] == HOOKS - 1
+
+    # Without the cluster lines the traffic alone cannot say it: nobody was connected here.
+    bare = tmp_path / "bare.jsonl"
+    head = json.loads(lines[0])
+    head.pop("cluster_node")
+    kept = [line for line in lines[1:] if not (json.loads(line).get("t") == "record" and
+                                               json.loads(line)["r"]["event"].startswith(
+                                                   "cluster."))]
+    bare.write_text("\n".join([json.dumps(head), *kept]) + "\n")
+    alone = [f for f in _report(bare)["flags"] if f.get("flag") == F.LOST]
+    assert [f["code"] for f in alone] == [F.LOST_NO_RECEIVERS] * HOOKS
