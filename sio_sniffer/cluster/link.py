@@ -6,7 +6,9 @@ It reads, never writes, the adapter's channels (python-socketio's ``AsyncRedisMa
 msgpack ``[uid, {"type", "data": [name, ...args], "nsp"}, {"rooms", "except", "flags"}]`` on
 ``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``; its sharded adapter SPUBLISHes the cluster
 adapter's ``{uid, nsp, type, data}`` on shard channels of the same names, which the link finds
-with PUBSUB SHARDCHANNELS and SSUBSCRIBEs to), and it publishes on a channel of its own
+with PUBSUB SHARDCHANNELS and SSUBSCRIBEs to; its streams adapter XADDs the same messages,
+as the fields ``uid``, ``nsp``, ``type`` and ``data``, to the stream ``socket.io``, which the
+link XREADs, read-only, new entries only), and it publishes on a channel of its own
 what its clients were delivered (digests of the scalars, not the payload) and, every second,
 which clients it has. What it reads becomes records for the analysis (:mod:`sio_sniffer.model
 .cluster`); nothing here judges. A message it cannot understand (garbage, truncated, of the
@@ -37,6 +39,15 @@ from sio_sniffer.model import Record
 from sio_sniffer.model import cluster as C
 
 DEFAULT_ADAPTER_CHANNELS = ("socketio", "socket.io#*")
+# An adapter "channel" of this form is a Redis stream the link XREADs (Node's
+# @socket.io/redis-streams-adapter XADDs its messages to one); with none named, the default
+# stream is read, once it exists and is a stream.
+STREAM_PREFIX = "stream:"
+DEFAULT_STREAMS = ("socket.io",)
+# XREAD BLOCK this long (ms; under COMMAND_TIMEOUT, which bounds every command) and this many
+# entries at most a call.
+STREAM_BLOCK_MS = 500
+STREAM_COUNT = 100
 # Deliveries waiting for Redis; past this the oldest are dropped (and counted), never traffic.
 MAX_PENDING = 2048
 # A message larger than this on any channel we read is skipped unread: an emit carrying a big
@@ -74,6 +85,22 @@ class ClusterConfig:
         check_url(self.url)
         if not self.node:
             raise ClusterError("--cluster-node needs a name for this node (such as its host name)")
+        if any(c.startswith(STREAM_PREFIX) and not c[len(STREAM_PREFIX):]
+               for c in self.adapter_channels):
+            raise ClusterError(f"--cluster-channel {STREAM_PREFIX} needs the stream's name "
+                               f"(such as {STREAM_PREFIX}socket.io)")
+
+    @property
+    def pubsub_channels(self) -> tuple[str, ...]:
+        """The adapter channels read with (P)SUBSCRIBE (a * makes one a pattern)."""
+        return tuple(c for c in self.adapter_channels if not c.startswith(STREAM_PREFIX))
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams read with XREAD: those named ``stream:NAME``, else the default one."""
+        named = tuple(c[len(STREAM_PREFIX):] for c in self.adapter_channels
+                      if c.startswith(STREAM_PREFIX))
+        return named or DEFAULT_STREAMS
 
 
 def check_url(url: str) -> None:
@@ -161,22 +188,66 @@ def parse_sharded(data: bytes) -> dict[str, Any] | None:
             raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
     else:
         msg = _unpack(data)
+    return cluster_message(msg, "node-sharded", "sharded adapter")
+
+
+def parse_stream_entry(fields: dict[str, bytes]) -> dict[str, Any] | None:
+    """An emit of Node's ``@socket.io/redis-streams-adapter``, from one entry of its stream
+    (XADD ``socket.io``): the fields ``uid``, ``nsp``, ``type`` (the cluster adapter's message
+    type, in decimal) and ``data`` (JSON, or base64 msgpack when it carries binary), made the
+    cluster adapter's ``{uid, nsp, type, data}`` and read as the sharded adapter's are (see
+    :func:`cluster_message`); None for its other messages."""
+    def text(name: str) -> str | None:
+        value = fields.get(name)
+        if value is None:
+            return None
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise Malformed("a streams adapter entry that is not text", name) from None
+
+    uid, nsp, kind, body = text("uid"), text("nsp"), text("type"), text("data")
+    if not nsp or kind is None or not kind.isdigit():
+        raise Malformed("a streams adapter entry of the wrong shape (not uid, nsp, type, data)",
+                        ",".join(sorted(fields))[:80])
+    msg: dict[str, Any] = {"uid": uid, "nsp": nsp, "type": int(kind)}
+    if body:
+        if body.startswith("{"):
+            try:
+                msg["data"] = json.loads(body)
+            except ValueError as exc:
+                raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
+        else:
+            try:
+                raw = base64.b64decode(body, validate=True)
+            except ValueError:
+                raise Malformed("a streams adapter entry's data neither JSON nor base64") \
+                    from None
+            msg["data"] = _unpack(raw)
+    return cluster_message(msg, "node-streams", "streams adapter")
+
+
+def cluster_message(msg: Any, adapter: str, what: str) -> dict[str, Any] | None:
+    """The cluster adapter's ``{uid, nsp, type, data}`` message (socket.io-adapter's
+    ``ClusterAdapter``, which the sharded and the streams adapters carry), as
+    :func:`parse_adapter` gives an emit: its BROADCAST's packet; None for its other types.
+    ``what`` names the adapter in the reasons of :class:`Malformed`."""
     kind = msg.get("type") if isinstance(msg, dict) else None
     if not isinstance(kind, int) or isinstance(kind, bool):
-        raise Malformed("a sharded adapter message of the wrong shape (not {uid, nsp, type, "
-                        "data})", type(msg).__name__)
+        raise Malformed(f"a {what} message of the wrong shape (not {{uid, nsp, type, "
+                        f"data}})", type(msg).__name__)
     if kind not in SHARDED_TYPES:
-        raise Malformed("an unknown sharded adapter message type", str(kind))
+        raise Malformed(f"an unknown {what} message type", str(kind))
     if kind != SHARDED_BROADCAST:
         return None
     body = msg.get("data")
     if not isinstance(body, dict) or not isinstance(body.get("packet"), dict):
-        raise Malformed("a sharded adapter broadcast of the wrong shape (no packet)")
+        raise Malformed(f"a {what} broadcast of the wrong shape (no packet)")
     packet = body["packet"]
     opts = body["opts"] if isinstance(body.get("opts"), dict) else {}
     if not packet.get("nsp") and isinstance(msg.get("nsp"), str):
         packet = {**packet, "nsp": msg["nsp"]}
-    return _node_emit("node-sharded", str(msg.get("uid")), packet, opts)
+    return _node_emit(adapter, str(msg.get("uid")), packet, opts)
 
 
 def _unpack(data: bytes) -> Any:
@@ -287,6 +358,11 @@ class ClusterLink:
         self.shard_channels: set[str] = set()
         self._new_shards: set[str] = set()
         self._sharded: bool | None = True
+        # Streams read (XREAD) -> the id of the last entry read; a stream is added once it
+        # exists and is a stream.
+        self.stream_offsets: dict[str, str] = {}
+        # Streams looked for and missing on this connection: read from their start once found.
+        self.streams_absent: set[str] = set()
 
     # -- the record sink: what this node's clients got -------------------------------------
 
@@ -355,14 +431,16 @@ class ClusterLink:
                 socket_timeout=COMMAND_TIMEOUT, retry_on_timeout=False)
             pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
             try:
-                plain = [c for c in self.config.adapter_channels if "*" not in c]
-                patterns = [c for c in self.config.adapter_channels if "*" in c]
+                plain = [c for c in self.config.pubsub_channels if "*" not in c]
+                patterns = [c for c in self.config.pubsub_channels if "*" in c]
                 # Redis's own socket timeouts bound every command (see COMMAND_TIMEOUT).
                 await pubsub.subscribe(*plain, self.config.channel)
                 if patterns:
                     await pubsub.psubscribe(*patterns)
                 self.shard_channels = set()
                 self._new_shards = set()
+                self.stream_offsets = {}
+                self.streams_absent = set()
                 self._went_on()
                 await self._serve(client, pubsub)
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
@@ -375,11 +453,14 @@ class ClusterLink:
             await asyncio.sleep(RETRY_EVERY)
 
     async def _serve(self, client: Any, pubsub: Any) -> None:
-        publisher = asyncio.get_running_loop().create_task(self._publish(client))
+        loop = asyncio.get_running_loop()
+        publisher = loop.create_task(self._publish(client))
+        reader = loop.create_task(self._read_streams(client))
         try:
             while not self._stopping:
-                if publisher.done():
-                    publisher.result()  # its error ends this connection too
+                for task in (publisher, reader):
+                    if task.done():
+                        task.result()  # its error ends this connection too
                 if self._new_shards:
                     new, self._new_shards = sorted(self._new_shards), set()
                     await pubsub.ssubscribe(*new)
@@ -388,9 +469,94 @@ class ClusterLink:
                 if message is not None:
                     self._heard(message)
         finally:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await publisher
+            for task in (publisher, reader):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _read_streams(self, client: Any) -> None:
+        """Read the adapter's streams (Node's @socket.io/redis-streams-adapter), read-only:
+        XREAD BLOCK, never a consumer group, never a trim, the app owns them. A stream found
+        already there is read from its last entry on (what was added before we joined is not
+        ours to judge; ``$`` is resolved to that entry's id once, so nothing added between two
+        XREADs is missed); one missing when we look is XREAD from its start (XREAD waits for a
+        key to appear: its first entry came after we joined). A key of another type is not
+        read, and looked at again every DISCOVER_EVERY."""
+        from redis.exceptions import ResponseError
+
+        offsets = self.stream_offsets
+        wanted = list(self.config.streams)
+        last_look = -math.inf
+        while not self._stopping:
+            now = time.monotonic()
+            if len(offsets) < len(wanted) and now - last_look >= DISCOVER_EVERY:
+                last_look = now
+                for name in wanted:
+                    if name not in offsets:
+                        await self._look_for_stream(client, name)
+            if not offsets:
+                await asyncio.sleep(DISCOVER_EVERY)
+                continue
+            try:
+                reply = await client.xread(dict(offsets), count=STREAM_COUNT,
+                                           block=STREAM_BLOCK_MS)
+            except ResponseError as exc:
+                if "WRONGTYPE" not in str(exc):
+                    raise
+                # A missing one became a key of another type: not read, looked at again.
+                for name in list(offsets):
+                    if await client.type(name) not in (b"stream", b"none", "stream", "none"):
+                        del offsets[name]
+                last_look = time.monotonic()
+                continue
+            for stream, entries in reply or ():
+                name = stream.decode(errors="replace") if isinstance(stream, bytes) \
+                    else str(stream)
+                for entry_id, fields in entries:
+                    offsets[name] = entry_id.decode() if isinstance(entry_id, bytes) \
+                        else str(entry_id)
+                    self._heard_entry(name, fields)
+
+    async def _look_for_stream(self, client: Any, name: str) -> None:
+        kind = await client.type(name)
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind == "none":
+            self.streams_absent.add(name)
+            self.stream_offsets[name] = "0-0"
+        elif kind == "stream":
+            last = [] if name in self.streams_absent else await client.xrevrange(name, count=1)
+            entry_id = last[0][0] if last else b"0-0"
+            self.stream_offsets[name] = entry_id.decode() if isinstance(entry_id, bytes) \
+                else str(entry_id)
+
+    def _heard_entry(self, stream: str, fields: Any) -> None:
+        """One entry of an adapter stream: as :meth:`_heard` a message (never raises)."""
+        channel = STREAM_PREFIX + stream
+        raw = b""
+        try:
+            if not isinstance(fields, dict):
+                raise Malformed("a streams adapter entry of the wrong shape (not uid, nsp, "
+                                "type, data)", type(fields).__name__)
+            entry = {(k.decode(errors="replace") if isinstance(k, bytes) else str(k)):
+                     (v if isinstance(v, bytes) else str(v).encode())
+                     for k, v in fields.items()}
+            raw = b" ".join(k.encode() + b"=" + v for k, v in entry.items())
+            size = sum(len(k) + len(v) for k, v in entry.items())
+            if size > MAX_MESSAGE:
+                raise Malformed(f"larger than {MAX_MESSAGE // 1024} KiB (skipped unread)",
+                                f"{size} bytes")
+            self._emitted(parse_stream_entry(entry))
+        except Malformed as exc:
+            self._malformed(channel, raw, exc.reason, exc.detail)
+        except Exception as exc:  # an entry must never end the link
+            self._malformed(channel, raw, "could not be read", type(exc).__name__)
+
+    def _emitted(self, emit: dict[str, Any] | None) -> None:
+        if emit is None:
+            return
+        self._fact(Record(C.CLUSTER_EMIT, self._clock(), nsp=emit["nsp"], name=emit["name"],
+                          extra={"adapter": emit["adapter"], "host": emit["host"],
+                                 "room": emit["room"], "digests": C.digests(emit["args"])}))
 
     async def _publish(self, client: Any) -> None:
         last_presence = last_discovery = -math.inf
@@ -426,7 +592,7 @@ class ClusterLink:
         from redis.exceptions import ResponseError
 
         found: set[str] = set()
-        for pattern in self.config.adapter_channels:
+        for pattern in self.config.pubsub_channels:
             if "*" not in pattern:
                 continue
             try:
@@ -483,12 +649,7 @@ class ClusterLink:
                 self._peer(data)
                 return
             sharded = message.get("type") in ("smessage", b"smessage")
-            emit = parse_sharded(data) if sharded else parse_adapter(data)
-            if emit is None:
-                return
-            self._fact(Record(C.CLUSTER_EMIT, self._clock(), nsp=emit["nsp"], name=emit["name"],
-                              extra={"adapter": emit["adapter"], "host": emit["host"],
-                                     "room": emit["room"], "digests": C.digests(emit["args"])}))
+            self._emitted(parse_sharded(data) if sharded else parse_adapter(data))
         except Malformed as exc:
             self._malformed(channel, data, exc.reason, exc.detail)
         except Exception as exc:  # a message must never end the link

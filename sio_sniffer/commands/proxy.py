@@ -10,7 +10,7 @@ import ssl
 
 from sio_sniffer.analysis import ConfigError, Profile
 from sio_sniffer.cluster import ClusterConfig, ClusterError
-from sio_sniffer.cluster.link import DEFAULT_ADAPTER_CHANNELS
+from sio_sniffer.cluster.link import DEFAULT_ADAPTER_CHANNELS, DEFAULT_STREAMS, STREAM_PREFIX
 from sio_sniffer.commands import options
 from sio_sniffer.commands.options import parse_ui_address, split_host_port
 from sio_sniffer.model.addresses import RemoteBindRefused, bind_policy
@@ -99,9 +99,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-node", metavar="NAME",
                    help="this node's name in the cluster (default HOSTNAME:LISTEN-PORT)")
     p.add_argument("--cluster-channel", action="append", metavar="CHANNEL",
-                   help="an adapter channel to read (repeatable; a * makes it a pattern; "
-                        f"default {' and '.join(DEFAULT_ADAPTER_CHANNELS)}: python-socketio's "
-                        "and Node @socket.io/redis-adapter's)")
+                   help="an adapter channel to read (repeatable; a * makes it a pattern, "
+                        f"{STREAM_PREFIX}NAME a stream; default "
+                        f"{' and '.join(DEFAULT_ADAPTER_CHANNELS)}: python-socketio's "
+                        "and Node @socket.io/redis-adapter's, and the stream "
+                        f"{DEFAULT_STREAMS[0]} of Node @socket.io/redis-streams-adapter once "
+                        "it exists)")
     options.add_remote_arguments(p, "the proxy")
     p.add_argument("--loop", choices=LOOPS, default="auto",
                    help="event loop (default auto: uvloop when installed, else asyncio)")

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,14 @@ class RedisServer:
         try:
             return sum(1 for c in await client.client_list()
                        if int(c.get("sub", 0)) or int(c.get("psub", 0)))
+        finally:
+            await client.aclose()
+
+    async def xreaders(self) -> int:
+        """Clients blocked in (or last running) XREAD: a streams adapter's readers."""
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            return sum(1 for c in await client.client_list() if c.get("cmd") == "xread")
         finally:
             await client.aclose()
 
@@ -224,12 +232,16 @@ async def sniffed(redis: RedisServer, upstream_a: str, upstream_b: str) -> Async
 
 
 async def drive(redis: RedisServer, upstreams: tuple[str, str], where: str, dropped: int,
-                listeners: int, shards: tuple[str, ...] = ()) -> Run:
+                listeners: int, shards: tuple[str, ...] = (), xreaders: int = 0,
+                before_events: Callable[[], Awaitable[None]] | None = None) -> Run:
     """Hooks and a chatting client on node A, dashboards ``where`` ("B": both on node B,
     "AB": one on each, "A": both on node A); ``dropped`` of each kind are expected to be
     skipped by node A, and ``listeners`` Redis subscribers (adapters and sniffers) to be there
     before anything is sent, and both sniffers to read the shard channels ``shards`` (a sharded
-    adapter). Returns once node A's sniffer has judged every event."""
+    adapter), and ``xreaders`` clients to block in XREAD (a streams adapter's nodes) while both
+    sniffers have looked for its stream; ``before_events`` is awaited then, before anything is
+    sent. Returns once node A's sniffer has judged every
+    event."""
     async with sniffed(redis, *upstreams) as ((sa, rec_a), (sb, rec_b)):
         urls = {"A": sa.url, "B": sb.url}
         dashboards = [await Dashboard().connect(urls[n]) for n in (where * 2)[:2]]
@@ -238,6 +250,14 @@ async def drive(redis: RedisServer, upstreams: tuple[str, str], where: str, drop
         for sniffer in (sa, sb):
             link = sniffer.observer.cluster
             await until(lambda link=link: set(shards) <= link.shard_channels)
+            if xreaders:
+                await until(lambda link=link: all(
+                    s in link.streams_absent or s in link.stream_offsets
+                    for s in link.config.streams))
+        if xreaders:
+            await until(lambda: at_least(redis.xreaders(), xreaders))
+        if before_events is not None:
+            await before_events()
         async with aiohttp.ClientSession() as http:
             for i in range(EVENTS):
                 async with http.post(f"{sa.url}/api/events",

@@ -1,6 +1,8 @@
 // A Node socket.io node of the cluster tests, sharing a real Redis through
-// @socket.io/redis-adapter (node-redis clients). argv: REDIS_URL DROP_EVERY [sharded]; with
-// "sharded", createShardedAdapter (SPUBLISH/SSUBSCRIBE, Redis >= 7) instead of createAdapter.
+// @socket.io/redis-adapter (node-redis clients). argv: REDIS_URL DROP_EVERY [sharded|streams];
+// with "sharded", createShardedAdapter (SPUBLISH/SSUBSCRIBE, Redis >= 7) instead of
+// createAdapter; with "streams", @socket.io/redis-streams-adapter's createAdapter (XADD/XREAD on
+// the stream "socket.io").
 //   POST /api/events  the JSON body is broadcast as "claude_event" to room "dashboards"
 //   "chat"            relayed to room "dashboards" but the sender
 //   "join"            enters room "dashboards" (answered with true)
@@ -9,6 +11,7 @@
 const http = require("http");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
 const { createClient } = require("redis");
 
 const [url, dropArg, mode] = process.argv.slice(2);
@@ -34,7 +37,12 @@ async function main() {
       res.end('{"ok":true}');
     });
   });
-  const adapter = mode === "sharded" ? createShardedAdapter(pub, sub) : createAdapter(pub, sub);
+  const adapter =
+    mode === "sharded"
+      ? createShardedAdapter(pub, sub)
+      : mode === "streams"
+        ? createStreamsAdapter(pub)
+        : createAdapter(pub, sub);
   const io = new Server(httpServer, { adapter, pingInterval: 1000 });
   io.on("connection", (socket) => {
     socket.on("join", (ack) => {
