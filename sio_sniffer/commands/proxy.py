@@ -100,11 +100,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="this node's name in the cluster (default HOSTNAME:LISTEN-PORT)")
     p.add_argument("--cluster-channel", action="append", metavar="CHANNEL",
                    help="an adapter channel to read (repeatable; a * makes it a pattern, "
-                        f"{STREAM_PREFIX}NAME a stream; default "
+                        f"{STREAM_PREFIX}NAME a stream to XREAD; default "
                         f"{' and '.join(DEFAULT_ADAPTER_CHANNELS)}: python-socketio's "
-                        "and Node @socket.io/redis-adapter's, and the stream "
-                        f"{DEFAULT_STREAMS[0]} of Node @socket.io/redis-streams-adapter once "
-                        "it exists)")
+                        "and Node @socket.io/redis-adapter's; with no stream named, the stream "
+                        f"{DEFAULT_STREAMS[0]} of Node @socket.io/redis-streams-adapter is read "
+                        "once it exists)")
     options.add_remote_arguments(p, "the proxy")
     p.add_argument("--loop", choices=LOOPS, default="auto",
                    help="event loop (default auto: uvloop when installed, else asyncio)")

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgpack
+import pytest
 import redis.asyncio as aioredis
 
-from sio_sniffer.cluster import ClusterConfig
+from sio_sniffer.cluster import ClusterConfig, ClusterError
 from sio_sniffer.cluster.link import parse_stream_entry
 from sio_sniffer.model import flags as F
 from tests.cluster.cluster_peers import (
@@ -190,3 +191,13 @@ async def test_a_stream_name_of_another_type_is_not_read_and_the_named_stream_is
         assert link.on and link.errors == {}
         assert [f.node for f in view.emits].count("node-a") == 1
     assert [r.get("state") for r in rec_a.of("cluster.state")] == ["on"]
+
+
+def test_streams_are_named_among_the_channels_or_default() -> None:
+    plain = ClusterConfig("redis://127.0.0.1:6379/0", "A")
+    assert plain.streams == (STREAM,) and plain.pubsub_channels == plain.adapter_channels
+    named = ClusterConfig("redis://127.0.0.1:6379/0", "A",
+                          adapter_channels=("socket.io#*", "stream:app"))
+    assert named.streams == ("app",) and named.pubsub_channels == ("socket.io#*",)
+    with pytest.raises(ClusterError, match=r"stream:socket\.io"):
+        ClusterConfig("redis://127.0.0.1:6379/0", "A", adapter_channels=("stream:",))
