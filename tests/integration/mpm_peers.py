@@ -83,6 +83,14 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+def _state(task: Path) -> str:
+    """A thread's state letter from /proc (after the parenthesised name, which may hold spaces)."""
+    try:
+        return (task / "stat").read_text().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "T"  # a thread that ended runs nothing
+
+
 @dataclass
 class Monitor:
     """A running monitor: its port, and its process to stall (SIGSTOP) and resume."""
@@ -96,6 +104,15 @@ class Monitor:
         block ends."""
         os.kill(self.proc.pid, signal.SIGSTOP)
         try:
+            # kill() returns before the stop takes: on a busy machine the monitor used to answer
+            # the POST sent next (a lost flag never came). Wait until every thread is stopped.
+            tasks = Path(f"/proc/{self.proc.pid}/task")
+            for _ in range(100_000):
+                if all(_state(t) in "Tt" for t in tasks.iterdir()):
+                    break
+                os.sched_yield()
+            else:
+                raise AssertionError("the monitor did not stop on SIGSTOP")
             yield
         finally:
             os.kill(self.proc.pid, signal.SIGCONT)
