@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from sio_sniffer.analysis import AnalysisConfig
 from sio_sniffer.capture import CaptureWriter
 from sio_sniffer.cluster import ClusterConfig
@@ -115,3 +117,15 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def until_past(sniffer: Sniffer, rec: Recorder, ts: float) -> None:
+    """Until the sniffer has heard traffic stamped after ``ts``: an idle server may send nothing
+    for long (claude-mpm's ping interval is 30 s), so ask it for /health now and then (each
+    answer is a record the analysis clock moves on, and its timers fire by)."""
+    async with aiohttp.ClientSession() as http:
+        while not any(r.ts > ts for r in rec.records):
+            async with http.get(f"{sniffer.url}/health") as response:
+                await response.read()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await rec.wait_for(lambda r: r.ts > ts, timeout=0.25)

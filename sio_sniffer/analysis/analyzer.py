@@ -269,6 +269,7 @@ class Analyzer:
             self.relay.expect_event(record)
         elif record.dir == "out":
             self.broadcasts.deliver(record, session)
+            self.relay.judge.note_offset(record)
 
     def _decode_error(self, record: Record) -> None:
         layer = record.get("layer") or "?"

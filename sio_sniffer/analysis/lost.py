@@ -10,6 +10,7 @@ receivers got nothing; they got other events only.
 from __future__ import annotations
 
 import math
+import re
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,13 @@ NAMESPACE_LOOKBACK = 60.0
 # How long (seconds) after the last session disowned by a second server on the port a lost
 # event is put down to it: the twin keeps taking requests long after the last 400 it caused.
 TWO_SERVERS_MEMORY = 300.0
+# Connection state recovery appends the adapter's offset to each broadcast as its last argument.
+# A cluster adapter's is its Redis stream entry id (@socket.io/redis-streams-adapter:
+# milliseconds-sequence); the single-server adapter's is a short random id, no sign of anything.
+# Only stream ids that grow, near the traffic's own clock, on this many broadcasts in a row count.
+STREAM_OFFSET = re.compile(r"[0-9]{13}-[0-9]{1,6}")
+OFFSETS_IN_A_ROW = 3
+OFFSET_CLOCK_SLACK = 86400.0
 UPSTREAM_DOWN_HINT = ("start the server (claude-mpm: `claude-mpm monitor start --port PORT`, "
                       "the port the sniffer's --upstream names), or point --upstream at the "
                       "port it runs on")
@@ -71,12 +79,34 @@ class LostJudge:
         # Whether any Socket.IO client ever connected through this sniffer (set by the
         # analyzer): hooks answered 2xx with none ever here may be relayed to another node.
         self.connected_ever = False
+        # Broadcasts in a row whose last argument was a growing Redis stream offset, the last
+        # one seen, and (once OFFSETS_IN_A_ROW is reached) an example: a cluster adapter.
+        self.offsets_in_a_row = 0
+        self.last_offset: tuple[int, int] | None = None
+        self.stream_offset: str | None = None
 
     def note_sticky(self, names: Any) -> None:
         for name in names or ():
             self.sticky[str(name)] = None
             while len(self.sticky) > 8:
                 self.sticky.popitem(last=False)
+
+    def note_offset(self, record: Any) -> None:
+        """An event delivered here: whether it ends with a cluster adapter's offset."""
+        if self.stream_offset is not None:
+            return
+        args = record.args if isinstance(record.args, list) else [record.args]
+        last = args[-1] if args else None
+        if not (isinstance(last, str) and STREAM_OFFSET.fullmatch(last)):
+            self.offsets_in_a_row = 0
+            return
+        ms, seq = (int(part) for part in last.split("-"))
+        grew = self.last_offset is None or (ms, seq) > self.last_offset
+        near = abs(ms / 1000 - record.ts) < OFFSET_CLOCK_SLACK
+        self.offsets_in_a_row = self.offsets_in_a_row + 1 if grew and near else 0
+        self.last_offset = (ms, seq)
+        if self.offsets_in_a_row >= OFFSETS_IN_A_ROW:
+            self.stream_offset = last
 
     def expected_nsp(self, exp: Expectation) -> str:
         """The namespace ``exp`` should have come out on."""
@@ -134,7 +164,7 @@ class LostJudge:
             if self.cluster is not None:
                 return self.cluster.cause(exp, nsp, ts, fields)
             code, cause, hint = self._nobody_on(exp, nsp, others, fields)
-            if code == F.LOST_NO_RECEIVERS and self.sticky:
+            if code == F.LOST_NO_RECEIVERS and (self.sticky or self.stream_offset):
                 return self._other_node(exp, cause)
             if code == F.LOST_NO_RECEIVERS and self._maybe_elsewhere(exp):
                 # Also what one server with no dashboard open looks like: said as a possibility.
@@ -247,13 +277,18 @@ class LostJudge:
 
     def _other_node(self, exp: Expectation, nobody: str) -> tuple[str, str, str]:
         """Nobody here to receive it, behind a load balancer that pins clients to nodes."""
-        cookies = ", ".join(self.sticky)
+        signs = []
+        if self.sticky:
+            signs.append(f"the traffic carries the sticky-session cookie {', '.join(self.sticky)}")
+        if self.stream_offset:
+            signs.append(f"its broadcasts carried a cluster adapter's Redis stream offset "
+                         f"({self.stream_offset}, connection state recovery on "
+                         f"@socket.io/redis-streams-adapter)")
         answered = (f"; the server answered the POST with {exp.status}"
                     if exp.source == "http" and exp.status is not None else "")
         return (F.LOST_OTHER_NODE,
-                f"{nobody} here, but this server is one node of a cluster (the traffic carries "
-                f"the sticky-session cookie {cookies}){answered}: its receivers may be "
-                f"connected to another node",
+                f"{nobody} here, but this server is one node of a cluster ({'; '.join(signs)})"
+                f"{answered}: its receivers may be connected to another node",
                 "put a sniffer in front of every node with --cluster redis://HOST:PORT (the "
                 "Redis the app's adapter uses): they then judge the cluster as one and say "
                 "which node dropped an event")

@@ -189,10 +189,13 @@ class Dashboard:
     def __init__(self) -> None:
         self.client = socketio.AsyncClient(reconnection=False)
         self.got: list[tuple[str, Any]] = []
+        # The arguments after the first (a recovery offset, with connectionStateRecovery).
+        self.rest: list[tuple[Any, ...]] = []
         self.client.on("*", self._any)
 
-    async def _any(self, name: str, data: Any) -> None:
+    async def _any(self, name: str, data: Any = None, *rest: Any) -> None:
         self.got.append((name, data))
+        self.rest.append(rest)
 
     async def connect(self, url: str, join: bool = True) -> Dashboard:
         await self.client.connect(url, transports=["websocket"], wait_timeout=5)

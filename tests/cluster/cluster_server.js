@@ -1,8 +1,10 @@
 // A Node socket.io node of the cluster tests, sharing a real Redis through
-// @socket.io/redis-adapter (node-redis clients). argv: REDIS_URL DROP_EVERY [sharded|streams];
-// with "sharded", createShardedAdapter (SPUBLISH/SSUBSCRIBE, Redis >= 7) instead of
-// createAdapter; with "streams", @socket.io/redis-streams-adapter's createAdapter (XADD/XREAD on
-// the stream "socket.io").
+// @socket.io/redis-adapter (node-redis clients). argv: REDIS_URL DROP_EVERY [MODE [csr]];
+// MODE "sharded": createShardedAdapter (SPUBLISH/SSUBSCRIBE, Redis >= 7) instead of
+// createAdapter; "streams": @socket.io/redis-streams-adapter's createAdapter (XADD/XREAD on the
+// stream "socket.io"); "memory": no adapter (a single server). "csr" turns on
+// connectionStateRecovery: each broadcast then ends with the adapter's offset.
+//   GET /health       answered "ok" (a test moves the sniffer's clock with it)
 //   POST /api/events  the JSON body is broadcast as "claude_event" to room "dashboards"
 //   "chat"            relayed to room "dashboards" but the sender
 //   "join"            enters room "dashboards" (answered with true)
@@ -14,7 +16,7 @@ const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapte
 const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
 const { createClient } = require("redis");
 
-const [url, dropArg, mode] = process.argv.slice(2);
+const [url, dropArg, mode, csr] = process.argv.slice(2);
 const dropEvery = Number(dropArg || 0);
 const ROOM = "dashboards";
 const seen = { hook: 0, chat: 0 };
@@ -28,6 +30,7 @@ async function main() {
   sub.on("error", () => {});
   await Promise.all([pub.connect(), sub.connect()]);
   const httpServer = http.createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/health") return res.end("ok");
     if (req.method !== "POST" || req.url !== "/api/events") return;
     let body = "";
     req.on("data", (chunk) => (body += chunk));
@@ -37,13 +40,16 @@ async function main() {
       res.end('{"ok":true}');
     });
   });
-  const adapter =
-    mode === "sharded"
-      ? createShardedAdapter(pub, sub)
-      : mode === "streams"
-        ? createStreamsAdapter(pub)
-        : createAdapter(pub, sub);
-  const io = new Server(httpServer, { adapter, pingInterval: 1000 });
+  const adapters = {
+    sharded: () => createShardedAdapter(pub, sub),
+    streams: () => createStreamsAdapter(pub),
+    memory: () => undefined,
+  };
+  const adapter = (adapters[mode] || (() => createAdapter(pub, sub)))();
+  const options = { pingInterval: 1000 };
+  if (adapter) options.adapter = adapter;
+  if (csr === "csr") options.connectionStateRecovery = { maxDisconnectionDuration: 60000 };
+  const io = new Server(httpServer, options);
   io.on("connection", (socket) => {
     socket.on("join", (ack) => {
       socket.join(ROOM);

@@ -9,13 +9,15 @@ as a possibility; once a client has connected through the sniffer, it is plain n
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import pytest
 
 from sio_sniffer.model import flags as F
 from tests.cluster.cluster_peers import Dashboard, nodes, redis_server, until
-from tests.rigs import generic, judging
+from tests.cluster.test_cluster_streams import SERVER
+from tests.rigs import generic, judging, node_server, until_past
 
 OPEN_IT = "no dashboard was listening: open it (pointed at this proxy's port)"
 MAYBE = ("or, if this server is one node of a cluster, the receivers may be on another node: "
@@ -72,3 +74,45 @@ async def test_a_single_node_without_dashboard_is_no_receivers() -> None:
     assert MAYBE in never.get("hint")
     assert after.get("cause").endswith(": no client was connected")
     assert MAYBE not in after.get("hint") and after.get("maybe_other_node") is None
+
+
+@pytest.mark.parametrize("adapter", ["streams", "memory"])
+async def test_a_cluster_adapters_recovery_offsets_point_at_another_node(adapter: str) -> None:
+    """Node servers with connectionStateRecovery. On @socket.io/redis-streams-adapter each
+    broadcast ends with its Redis stream offset: once a dashboard here saw a few, a hook lost
+    after it left (the dashboard now on node B) is put down to another node, naming --cluster.
+    A single server's own offsets (the in-memory adapter's random ids) are no such sign."""
+    hooks = 4
+    async with redis_server() as redis, \
+            node_server(SERVER, redis.url, "0", adapter, "csr") as a, \
+            node_server(SERVER, redis.url, "0", adapter, "csr") as b, \
+            judging(a, generic(0.3)) as (sniffer, rec):
+        here = await Dashboard().connect(sniffer.url)
+        async with aiohttp.ClientSession() as http:
+            for i in range(hooks):
+                async with http.post(f"{sniffer.url}/api/events",
+                                     json={"session_id": f"seen-{i}"}) as r:
+                    assert r.status == 200
+            await until(lambda: len(here.got) == hooks)
+            offsets = [rest[-1] for rest in here.rest]
+            await here.client.disconnect()
+            closed = await rec.wait("eio.close")
+            # gone for longer than the deadline by the sniffer's clock: not a reconnect
+            await until_past(sniffer, rec, closed.ts + 0.3)
+            there = await Dashboard().connect(b)
+            async with http.post(f"{sniffer.url}/api/events", json={"session_id": "lost"}) as r:
+                assert r.status == 200
+            flag = await rec.wait_flag(F.LOST)
+            if adapter == "streams":
+                await until(lambda: there.got)  # delivered, on the other node
+            await there.client.disconnect()
+    assert rec.flags(F.LOST) == [flag]
+    if adapter == "streams":
+        assert flag.get("code") == F.LOST_OTHER_NODE
+        assert "a cluster adapter's Redis stream offset" in flag.get("cause")
+        assert "--cluster redis://HOST:PORT" in flag.get("hint")
+    else:
+        assert flag.get("code") == F.LOST_NO_RECEIVERS, flag.get("cause")
+    # What each adapter appended: stream ids on the streams adapter, random ids in memory.
+    assert len(offsets) == hooks and all(isinstance(o, str) for o in offsets)
+    assert all(re.fullmatch(r"[0-9]{13}-[0-9]+", o) for o in offsets) == (adapter == "streams")

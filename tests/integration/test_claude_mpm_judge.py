@@ -32,7 +32,7 @@ from tests.integration.mpm_peers import (
     twin_monitors,
 )
 from tests.paths import NODE_DIR
-from tests.rigs import NODE_ENV, judging
+from tests.rigs import NODE_ENV, judging, until_past
 
 DEADLINE = 1.0
 FAST_HOOK = next(VENV.glob("lib/python3*/site-packages/claude_mpm/scripts/claude-hook-fast.sh"),
@@ -55,18 +55,6 @@ def hook_body(n: int) -> dict[str, Any]:
                      "correlation_id": f"corr-{n}", "cwd": "/tmp/project", "source": "test",
                      "timestamp": "2026-12-03T08:00:00Z",
                      "data": {"tool_name": "Bash", "tool_input": {"command": f"make {n}"}}}}
-
-
-async def until_past(sniffer: Sniffer, rec: Recorder, ts: float) -> None:
-    """Until the sniffer has heard traffic stamped after ``ts``: an idle monitor sends nothing
-    for 30 s (its ping interval), so ask it for /health now and then (each answer is a record
-    the analysis clock moves on, and its timers fire by)."""
-    async with aiohttp.ClientSession() as http:
-        while not any(r.ts > ts for r in rec.records):
-            async with http.get(f"{sniffer.url}/health") as response:
-                await response.read()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await rec.wait_for(lambda r: r.ts > ts, timeout=0.25)
 
 
 def flags(rec: Recorder) -> list[tuple[Any, Any]]:
