@@ -8,6 +8,7 @@ was connected), which is what the cluster lines are for."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from sio_sniffer.cluster import ClusterConfig
 from sio_sniffer.model import Record
 from sio_sniffer.model import flags as F
 from tests.cluster.cluster_peers import DEADLINE, Dashboard, at_least, nodes, redis_server, until
-from tests.rigs import generic, judging
+from tests.conftest import free_port
+from tests.rigs import generic, judging, log_lines, start_proxy, stop_proxy
 
 HOOKS = 3
 
@@ -68,6 +70,18 @@ def _report(capture: Path) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
+def _captured(capture: Path) -> list[dict[str, Any]]:
+    """The records a capture holds so far (the observer writes them on its tick)."""
+    if not capture.exists():
+        return []
+    lines = []
+    for text in capture.read_text().splitlines()[1:]:
+        with contextlib.suppress(ValueError):  # the line being written
+            lines.append(json.loads(text))
+    return [{**line["r"], **line["r"].get("extra", {})} for line in lines
+            if line.get("t") == "record"]
+
+
 def _verdicts(flags: list[Any]) -> list[tuple[str, str, str]]:
     return sorted((f["code"], f["cause"], f["hint"]) for f in flags)
 
@@ -103,3 +117,45 @@ def test_report_on_a_cluster_capture_gives_the_live_verdicts(tmp_path: Path,
     bare.write_text("\n".join([json.dumps(head), *kept]) + "\n")
     alone = [f for f in _report(bare)["flags"] if f.get("flag") == F.LOST]
     assert [f["code"] for f in alone] == [F.LOST_NO_RECEIVERS] * HOOKS
+
+
+async def test_the_proxy_commands_cluster_capture_reports_as_its_log(tmp_path: Path) -> None:
+    """The same through `sio-sniffer proxy --cluster ... --capture` as typed (its observer
+    process writes log and capture): node A drops one hook in three, the dashboards are on node
+    B; the log's lost verdicts and those of `report` on the capture are the same."""
+    capture, log = tmp_path / "a.jsonl", tmp_path / "a.log"
+    port = free_port()
+    async with redis_server() as redis, nodes(redis.url, 2, 0) as (a, b), \
+            judging(b.server.url, generic(DEADLINE),
+                    cluster=ClusterConfig(redis.url, "B")) as (sb, rec_b):
+        await rec_b.wait("cluster.state", state="on")
+        proxy = await start_proxy("--listen", f"127.0.0.1:{port}", "--upstream", a.server.url,
+                                  "--cluster", redis.url, "--cluster-node", "A",
+                                  "--capture", str(capture), "--log", str(log),
+                                  "--deadline", str(DEADLINE))
+        try:
+            await until(lambda: any(r.get("event") == "cluster.state" and r.get("state") == "on"
+                                    for r in _captured(capture)))
+            dashboards = [await Dashboard().connect(sb.url) for _ in range(2)]
+            await until(lambda: at_least(redis.listeners(), 3))
+            await until(lambda: any(r.get("event") == "cluster.node" and r.get("node") == "B"
+                                    and r.get("clients") == {"/": 2}
+                                    for r in _captured(capture)))
+            async with aiohttp.ClientSession() as http:
+                for i in range(HOOKS):
+                    async with http.post(f"http://127.0.0.1:{port}/api/events",
+                                         json={"hook": "stop", "session_id": f"sess-{i}"}) as r:
+                        assert r.status == 200
+            await until(lambda: all(len(d.got) == HOOKS - 1 for d in dashboards))
+            await until(lambda: [r for r in log_lines(log) if r.get("flag") == F.LOST])
+            for d in dashboards:
+                await d.client.disconnect()
+        finally:
+            assert await stop_proxy(proxy) == 0
+    assert rec_b.flags(F.LOST) == []
+    live = [r for r in log_lines(log) if r.get("flag") == F.LOST]
+    assert [f["code"] for f in live] == [F.LOST_NODE_NOT_EMITTED]
+    assert json.loads(capture.read_text().splitlines()[0])["cluster_node"] == "A"
+    report = await asyncio.to_thread(_report, capture)
+    lost = [f for f in report["flags"] if f.get("flag") == F.LOST]
+    assert _verdicts(lost) == _verdicts(live)
