@@ -144,10 +144,7 @@ def parse_adapter(data: bytes) -> dict[str, Any] | None:
     "adapter"}``; None for a message that is understood and is not an emit (room joins,
     callbacks, other packets). Raises :class:`Malformed` for one that is not understood."""
     if data[:1] in (b"{", b"["):  # JSON (msgpack never starts a message with these)
-        try:
-            msg = json.loads(data)
-        except ValueError as exc:
-            raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
+        msg = _loads(data)
         if not isinstance(msg, dict) or not isinstance(msg.get("method"), str):
             raise Malformed("JSON of the wrong shape (not an object with a method)",
                             type(msg).__name__)
@@ -181,13 +178,7 @@ def parse_sharded(data: bytes) -> dict[str, Any] | None:
     SPUBLISH on ``socket.io#<nsp>#`` and ``socket.io#<nsp>#<room>#``: the cluster adapter's
     ``{uid, nsp, type, data}``, JSON, or msgpack when it carries binary), as
     :func:`parse_adapter` gives it; None for its other messages (heartbeats, requests)."""
-    if data[:1] == b"{":
-        try:
-            msg = json.loads(data)
-        except ValueError as exc:
-            raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
-    else:
-        msg = _unpack(data)
+    msg = _loads(data) if data[:1] == b"{" else _unpack(data)
     return cluster_message(msg, "node-sharded", "sharded adapter")
 
 
@@ -213,10 +204,7 @@ def parse_stream_entry(fields: dict[str, bytes]) -> dict[str, Any] | None:
     msg: dict[str, Any] = {"uid": uid, "nsp": nsp, "type": int(kind)}
     if body:
         if body.startswith("{"):
-            try:
-                msg["data"] = json.loads(body)
-            except ValueError as exc:
-                raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
+            msg["data"] = _loads(body)
         else:
             try:
                 raw = base64.b64decode(body, validate=True)
@@ -248,6 +236,13 @@ def cluster_message(msg: Any, adapter: str, what: str) -> dict[str, Any] | None:
     if not packet.get("nsp") and isinstance(msg.get("nsp"), str):
         packet = {**packet, "nsp": msg["nsp"]}
     return _node_emit(adapter, str(msg.get("uid")), packet, opts)
+
+
+def _loads(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
 
 
 def _unpack(data: bytes) -> Any:
@@ -305,10 +300,7 @@ def decode_adapter(data: bytes) -> dict[str, Any] | None:
 def parse_peer(data: bytes) -> dict[str, Any]:
     """A peer sniffer's message: ``{"kind": "d", "node", "nsp", "name", "d": [digests]}`` or
     ``{"kind": "p", "node", "clients": {nsp: n}}``. Raises :class:`Malformed`."""
-    try:
-        msg = json.loads(data)
-    except ValueError as exc:
-        raise Malformed("not JSON (truncated or garbled)", str(exc)[:80]) from None
+    msg = _loads(data)
     if not isinstance(msg, dict) or not isinstance(msg.get("node"), str):
         raise Malformed("JSON of the wrong shape (not an object with a node)",
                         type(msg).__name__)
