@@ -28,6 +28,17 @@ from tests.rigs import generic, judging, log_lines, start_proxy, stop_proxy
 HOOKS = 3
 
 
+async def _post_hooks(url: str, dashboards: list[Dashboard]) -> None:
+    """HOOKS hook POSTs into node A's sniffer at ``url``; until node A has relayed all it
+    relays (it skips one) to the dashboards on node B."""
+    async with aiohttp.ClientSession() as http:
+        for i in range(HOOKS):
+            async with http.post(f"{url}/api/events",
+                                 json={"hook": "stop", "session_id": f"sess-{i}"}) as r:
+                assert r.status == 200
+    await until(lambda: all(len(d.got) == HOOKS - 1 for d in dashboards))
+
+
 def _live(capture: Path, misroute: bool) -> list[Record]:
     """Node A's sniffer's lost flags; node A skips (or misroutes) the second hook."""
 
@@ -45,12 +56,7 @@ def _live(capture: Path, misroute: bool) -> list[Record]:
             # node B's manager and both sniffers subscribed (node A's only publishes)
             await until(lambda: at_least(redis.listeners(), 3))
             await until(lambda: view.nodes.get("B") == {"/": 2})
-            async with aiohttp.ClientSession() as http:
-                for i in range(HOOKS):
-                    async with http.post(f"{sa.url}/api/events",
-                                         json={"hook": "stop", "session_id": f"sess-{i}"}) as r:
-                        assert r.status == 200
-            await until(lambda: all(len(d.got) == HOOKS - 1 for d in dashboards))
+            await _post_hooks(sa.url, dashboards)
             analyzer = sa.analyzer
             await until(lambda: analyzer.correlator.waiting() == 0 and
                         analyzer.relay.matched + analyzer.flag.counts.get(F.LOST, 0) >= HOOKS)
@@ -141,12 +147,7 @@ async def test_the_proxy_commands_cluster_capture_reports_as_its_log(tmp_path: P
             await until(lambda: any(r.get("event") == "cluster.node" and r.get("node") == "B"
                                     and r.get("clients") == {"/": 2}
                                     for r in _captured(capture)))
-            async with aiohttp.ClientSession() as http:
-                for i in range(HOOKS):
-                    async with http.post(f"http://127.0.0.1:{port}/api/events",
-                                         json={"hook": "stop", "session_id": f"sess-{i}"}) as r:
-                        assert r.status == 200
-            await until(lambda: all(len(d.got) == HOOKS - 1 for d in dashboards))
+            await _post_hooks(f"http://127.0.0.1:{port}", dashboards)
             await until(lambda: [r for r in log_lines(log) if r.get("flag") == F.LOST])
             for d in dashboards:
                 await d.client.disconnect()
