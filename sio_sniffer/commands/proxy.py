@@ -125,7 +125,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if upstream is None:
         upstream = f"http://127.0.0.1:{profile.upstream_port}" \
             if profile and profile.upstream_port else DEFAULT_UPSTREAM
-    _check_listeners(args, listen)
+    _check_listeners(args)
     if args.log_rotate is not None and args.log is None:
         raise ArgumentsError("--log-rotate needs --log FILE (standard output is not rotated)")
     cluster = _cluster(args, listen, profile)
@@ -153,11 +153,10 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                      allow_remote=args.allow_remote)
 
 
-def _check_listeners(args: argparse.Namespace, listen: list[tuple[str, int]]) -> None:
-    """The loopback rule for every listener of the run, before anything starts
-    (RemoteBindRefused, naming the fix)."""
-    for host, _ in listen:
-        bind_policy(host, "proxy", "opt-in", allow_remote=args.allow_remote)
+def _check_listeners(args: argparse.Namespace) -> None:
+    """The loopback rule for the Admin UI bridge before the observer process starts, so its
+    refusal is one sentence here (RemoteBindRefused, naming the fix); the proxy's own listen
+    addresses are checked by proxy.run.serve, which also serves callers of run()."""
     if args.admin_ui is not None:
         bind_policy(args.admin_ui[0], "Admin UI bridge", "credentials",
                     credentials=args.admin_ui_user is not None)
